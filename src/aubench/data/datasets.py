@@ -1,0 +1,172 @@
+"""Dataset adapters for the official BP4D and DISFA layouts (pipeline.md §1.1–1.2).
+
+Both give the same thing: a list of `SequenceRecord`s (subject, task, frame numbers, a frame source and
+labels with unknown entries set to `UNKNOWN`). SynthAU is written in these layouts, so it is read by
+exactly this code.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from aubench.data.aus import UNKNOWN, aus_for_layout
+from aubench.data.video import ImageFrames, VideoFrames
+from aubench.errors import DataError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BP4DLayout:
+    """Where a BP4D copy keeps its files (copies differ in padding and nesting, so these are params)."""
+
+    frame_pattern: str = "Sequences/{subject}/{task}/{frame:04d}.jpg"
+    label_dir: str = "AUCoding/AU_OCC"
+
+
+@dataclass(frozen=True)
+class DISFALayout:
+    """Where a DISFA copy keeps its files; occurrence is intensity >= `intensity_threshold`."""
+
+    video_pattern: str = "Videos_LeftCamera/LeftVideo{subject}_comp.avi"
+    label_pattern: str = "ActionUnit_Labels/{subject}/{subject}_au{au}.txt"
+    intensity_threshold: int = 2
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """The `dataset` params section."""
+
+    name: str = "synthau"
+    layout: str = "bp4d"
+    root: str = "data/raw/synthau"
+    bp4d: BP4DLayout = BP4DLayout()
+    disfa: DISFALayout = DISFALayout()
+
+
+@dataclass(frozen=True)
+class SequenceRecord:
+    """One labelled sequence: a BP4D subject/task or a DISFA subject (task 'video')."""
+
+    subject: str
+    task: str
+    frame_numbers: np.ndarray  # (T,) int: the numbers the label files use
+    frames: ImageFrames | VideoFrames
+    labels: np.ndarray  # (T, C) int8 in {0, 1, UNKNOWN}
+
+    @property
+    def key(self) -> str:
+        return f"{self.subject}_{self.task}"
+
+
+def load_sequences(config: DatasetConfig) -> list[SequenceRecord]:
+    """All labelled sequences under `config.root`, sorted by subject and task."""
+    root = Path(config.root)
+    if not root.is_dir():
+        raise DataError(f"{root}: dataset root folder is missing (dataset.root in params.yaml)")
+    if config.layout == "bp4d":
+        records = _load_bp4d(root, config.bp4d)
+    elif config.layout == "disfa":
+        records = _load_disfa(root, config.disfa)
+    else:
+        aus_for_layout(config.layout)  # raises the ConfigError naming the valid layouts
+    if not records:
+        raise DataError(f"{root}: no labelled sequences found for layout {config.layout!r}")
+    return sorted(records, key=lambda record: record.key)
+
+
+def _load_bp4d(root: Path, layout: BP4DLayout) -> list[SequenceRecord]:
+    label_dir = root / layout.label_dir
+    if not label_dir.is_dir():
+        raise DataError(f"{label_dir}: BP4D label folder is missing")
+    records = []
+    for csv_path in sorted(label_dir.glob("*.csv")):
+        subject, _, task = csv_path.stem.partition("_")
+        if not task:
+            raise DataError(f"{csv_path}: label file name must be <subject>_<task>.csv")
+        frame_numbers, labels = read_bp4d_labels(csv_path)
+        paths = tuple(root / layout.frame_pattern.format(subject=subject, task=task, frame=int(number))
+                      for number in frame_numbers)
+        _check_frames_exist(csv_path, paths)
+        records.append(SequenceRecord(subject, task, frame_numbers, ImageFrames(paths), labels))
+    return records
+
+
+def read_bp4d_labels(csv_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Frame numbers and (T, 12) labels from an AU_OCC CSV; 9 (not coded) becomes UNKNOWN."""
+    aus = aus_for_layout("bp4d")
+    with csv_path.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    if len(rows) < 2:
+        raise DataError(f"{csv_path}: label file has no data rows")
+    header = [cell.strip() for cell in rows[0]]
+    columns = []
+    for au in aus:
+        if str(au) not in header[1:]:
+            raise DataError(f"{csv_path}: label column for AU{au} is missing (header: {','.join(header)})")
+        columns.append(header.index(str(au), 1))
+    try:
+        table = np.array([[int(float(cell)) for cell in row] for row in rows[1:] if row], dtype=np.int64)
+    except ValueError as error:
+        raise DataError(f"{csv_path}: non-numeric label cell ({error})") from None
+    if table.shape[1] != len(header):
+        raise DataError(f"{csv_path}: rows have {table.shape[1]} cells but the header has {len(header)}")
+    labels = table[:, columns]
+    bad = ~np.isin(labels, (0, 1, 9))
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise DataError(f"{csv_path}: unknown label value {labels[row, col]} for AU{aus[col]} at frame "
+                        f"{table[row, 0]} (expected 0, 1 or 9)")
+    labels = np.where(labels == 9, UNKNOWN, labels).astype(np.int8)
+    return table[:, 0], labels
+
+
+def _check_frames_exist(csv_path: Path, paths: tuple[Path, ...]) -> None:
+    missing = [path for path in paths if not path.is_file()]
+    if missing:
+        folder = missing[0].parent
+        what = "frame folder is missing" if not folder.is_dir() else "frame file is missing"
+        raise DataError(f"{missing[0]}: {what} ({len(missing)} of {len(paths)} frames listed in {csv_path} "
+                        "are absent; check dataset.bp4d.frame_pattern)")
+
+
+def _load_disfa(root: Path, layout: DISFALayout) -> list[SequenceRecord]:
+    aus = aus_for_layout("disfa")
+    label_root = root / layout.label_pattern.split("{subject}")[0]
+    if not label_root.is_dir():
+        raise DataError(f"{label_root}: DISFA label folder is missing")
+    records = []
+    for subject in sorted(path.name for path in label_root.iterdir() if path.is_dir()):
+        intensities = [read_disfa_intensities(root / layout.label_pattern.format(subject=subject, au=au))
+                       for au in aus]
+        count = min(len(values) for values in intensities)
+        if any(len(values) != count for values in intensities):
+            log.warning("%s: AU label files differ in length; using the first %d frames", subject, count)
+        stacked = np.stack([values[:count] for values in intensities], axis=1)
+        labels = (stacked >= layout.intensity_threshold).astype(np.int8)
+        video = VideoFrames(root / layout.video_pattern.format(subject=subject), count)
+        records.append(SequenceRecord(subject, "video", np.arange(count), video, labels))
+    return records
+
+
+def read_disfa_intensities(path: Path) -> np.ndarray:
+    """Intensities 0–5 from a DISFA label file of `frame,intensity` lines (frames 1-based, contiguous)."""
+    if not path.is_file():
+        raise DataError(f"{path}: DISFA label file is missing")
+    try:
+        table = np.loadtxt(path, delimiter=",", dtype=np.int64, ndmin=2)
+    except ValueError as error:
+        raise DataError(f"{path}: cannot parse 'frame,intensity' lines ({error})") from None
+    if table.shape[1] != 2:
+        raise DataError(f"{path}: expected 2 columns 'frame,intensity', found {table.shape[1]}")
+    expected = np.arange(table[0, 0], table[0, 0] + len(table))
+    if not np.array_equal(table[:, 0], expected):
+        gap = int(np.flatnonzero(table[:, 0] != expected)[0])
+        raise DataError(f"{path}: frame numbers are not contiguous at line {gap + 1}")
+    if ((table[:, 1] < 0) | (table[:, 1] > 5)).any():
+        raise DataError(f"{path}: intensity outside 0–5")
+    return table[:, 1]

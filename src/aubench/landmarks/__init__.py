@@ -1,0 +1,1 @@
+"""Face detection and 68-point landmarks (iBUG order, pipeline.md §5)."""

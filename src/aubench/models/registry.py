@@ -1,0 +1,46 @@
+"""Method registry: a method's name maps to its config type, model and loss builders and data mode.
+
+The trainer only talks to `Method` objects, so it never branches on a method's name.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from aubench.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Method:
+    """What a method declares: its params section type, how to build its model and loss, its data mode."""
+
+    name: str
+    config_type: type
+    build_model: Callable[[Any, int], nn.Module]
+    build_loss: Callable[[Any, np.ndarray], nn.Module]
+    data_mode: str = "frames"
+
+
+_METHODS: dict[str, Method] = {}
+
+
+def register(method: Method) -> Method:
+    _METHODS[method.name] = method
+    return method
+
+
+def get_method(name: str) -> Method:
+    """The registered method called `name`."""
+    _import_methods()
+    if name not in _METHODS:
+        raise ConfigError(f"method: unknown method {name!r}; registered: {', '.join(sorted(_METHODS))}")
+    return _METHODS[name]
+
+
+def _import_methods() -> None:
+    # Importing a method module registers it; kept lazy so importing the registry stays cheap.
+    from aubench.models import baseline  # noqa: F401

@@ -1,0 +1,25 @@
+"""DVC stage `landmarks`: 68 points per frame for every sequence, plus a QA report."""
+from pathlib import Path
+
+from aubench.cli import run_stage, stage_parser
+from aubench.config import load_params, section
+from aubench.data.datasets import DatasetConfig, load_sequences
+from aubench.io import write_json
+from aubench.landmarks.pipeline import LandmarkConfig, run_landmarks
+
+
+def main() -> None:
+    parser = stage_parser(__doc__)
+    parser.add_argument("--out", default="data/landmarks")
+    parser.add_argument("--report", default="metrics/landmarks.json")
+    args = parser.parse_args()
+    params = load_params(args.params)
+    dataset = section(DatasetConfig, params, "dataset")
+    config = section(LandmarkConfig, params, "landmarks")
+    ground_truth = Path(dataset.root) / config.ground_truth_dir
+    report = run_landmarks(load_sequences(dataset), config, Path(args.out), ground_truth)
+    write_json(Path(args.report), {"dataset": dataset.name, **report})
+
+
+if __name__ == "__main__":
+    run_stage(main)
