@@ -14,21 +14,31 @@ def stf_au_weights(au_rates: np.ndarray) -> torch.Tensor:
 
 
 class WeightedBCELoss(nn.Module):
-    """−Σ_i w_i [y log σ(z) + (1−y) log(1−σ(z))], summed over AUs and averaged over labelled frames.
+    """−Σ_i w_i [y log ŷ + (1−y) log(1−ŷ)], summed over AUs and averaged over labelled frames.
 
-    Entries with `mask == 0` (unknown labels) contribute nothing; a frame with no known AU is not counted
-    in the average.
+    `inputs="logits"` takes raw scores (ŷ = σ(z), computed stably); `inputs="probabilities"` takes ŷ
+    directly (e.g. STF's cosine classifier) with the logs clamped at `eps`. Entries with `mask == 0`
+    (unknown labels) contribute nothing; a frame with no known AU is not counted in the average.
+    Works for frames (B, N) and clips (B, T, N) alike.
     """
 
-    def __init__(self, au_weights: torch.Tensor) -> None:
+    def __init__(self, au_weights: torch.Tensor, inputs: str = "logits", eps: float = 1e-8) -> None:
         super().__init__()
+        if inputs not in ("logits", "probabilities"):
+            raise ValueError(f"inputs must be 'logits' or 'probabilities', got {inputs!r}")
         self.register_buffer("au_weights", au_weights.float())
+        self.inputs = inputs
+        self.eps = eps
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        logits = logits.reshape(-1, logits.shape[-1])
-        targets = targets.reshape(logits.shape).float()
-        mask = mask.reshape(logits.shape).float()
-        per_entry = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    def forward(self, scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        scores = scores.reshape(-1, scores.shape[-1]).float()
+        targets = targets.reshape(scores.shape).float()
+        mask = mask.reshape(scores.shape).float()
+        if self.inputs == "logits":
+            per_entry = F.binary_cross_entropy_with_logits(scores, targets, reduction="none")
+        else:
+            per_entry = -(targets * scores.clamp(min=self.eps).log()
+                          + (1 - targets) * (1 - scores).clamp(min=self.eps).log())
         per_frame = (per_entry * mask * self.au_weights).sum(-1)
         frames = (mask.sum(-1) > 0).sum().clamp(min=1)
         return per_frame.sum() / frames
