@@ -16,13 +16,20 @@ from aubench.errors import ConfigError
 
 @dataclass(frozen=True)
 class Method:
-    """What a method declares: its params section type, how to build its model and loss, its data mode."""
+    """What a method declares: its params section type, how to build its model and loss, its data mode.
+
+    `data_mode` "frames": the model maps images (B, 3, H, W) to scores (B, N); "clips": clips
+    (B, T, 3, H, W) to (B, T, N), with T = the method config's `clip_length`. `outputs` says whether the
+    scores are logits (probability = sigmoid) or already probabilities (e.g. a cosine classifier).
+    The loss is called as `loss(scores, targets, mask)` with targets and mask shaped like the scores.
+    """
 
     name: str
     config_type: type
     build_model: Callable[[Any, int], nn.Module]
     build_loss: Callable[[Any, np.ndarray], nn.Module]
     data_mode: str = "frames"
+    outputs: str = "logits"
 
 
 _METHODS: dict[str, Method] = {}
