@@ -44,12 +44,17 @@ def similarity_matrix(source: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 
 def align_frame(image: np.ndarray, points: np.ndarray, config: AlignConfig) -> np.ndarray:
-    """Warp one RGB frame so its eye centres land on the template; returns crop_size² RGB uint8."""
+    """Warp one RGB frame so its eye centres land on the template; returns crop_size² RGB uint8.
+
+    warpAffine has no area filter, so a strong reduction (large DISFA frames into a small crop) first
+    shrinks the frame with INTER_AREA to avoid aliasing, then warps at a scale near 1.
+    """
     matrix = similarity_matrix(eye_centres(points), eye_template(config))
+    scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+    if scale < 0.5:
+        factor = 2 * scale
+        image = cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+        offset = 0.5 / factor - 0.5  # pixel-centre convention of cv2.resize
+        matrix = matrix @ np.array([[1 / factor, 0, offset], [0, 1 / factor, offset], [0, 0, 1]])
     size = config.crop_size
-    return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_AREA if _shrinks(matrix) else cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)
-
-
-def _shrinks(matrix: np.ndarray) -> bool:
-    return abs(np.linalg.det(matrix[:, :2])) < 1.0
+    return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

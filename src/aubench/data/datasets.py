@@ -141,20 +141,20 @@ def _load_disfa(root: Path, layout: DISFALayout) -> list[SequenceRecord]:
         raise DataError(f"{label_root}: DISFA label folder is missing")
     records = []
     for subject in sorted(path.name for path in label_root.iterdir() if path.is_dir()):
-        intensities = [read_disfa_intensities(root / layout.label_pattern.format(subject=subject, au=au))
-                       for au in aus]
+        tables = [read_disfa_intensities(root / layout.label_pattern.format(subject=subject, au=au)) for au in aus]
+        intensities = [table[:, 1] for table in tables]
         count = min(len(values) for values in intensities)
         if any(len(values) != count for values in intensities):
             log.warning("%s: AU label files differ in length; using the first %d frames", subject, count)
         stacked = np.stack([values[:count] for values in intensities], axis=1)
         labels = (stacked >= layout.intensity_threshold).astype(np.int8)
         video = VideoFrames(root / layout.video_pattern.format(subject=subject), count)
-        records.append(SequenceRecord(subject, "video", np.arange(count), video, labels))
+        records.append(SequenceRecord(subject, "video", tables[0][:count, 0], video, labels))
     return records
 
 
 def read_disfa_intensities(path: Path) -> np.ndarray:
-    """Intensities 0–5 from a DISFA label file of `frame,intensity` lines (frames 1-based, contiguous)."""
+    """(T, 2) `frame, intensity` rows of a DISFA label file: frames 1, 2, … (frame k is video frame k−1)."""
     if not path.is_file():
         raise DataError(f"{path}: DISFA label file is missing")
     try:
@@ -163,10 +163,11 @@ def read_disfa_intensities(path: Path) -> np.ndarray:
         raise DataError(f"{path}: cannot parse 'frame,intensity' lines ({error})") from None
     if table.shape[1] != 2:
         raise DataError(f"{path}: expected 2 columns 'frame,intensity', found {table.shape[1]}")
-    expected = np.arange(table[0, 0], table[0, 0] + len(table))
+    expected = np.arange(1, len(table) + 1)
     if not np.array_equal(table[:, 0], expected):
-        gap = int(np.flatnonzero(table[:, 0] != expected)[0])
-        raise DataError(f"{path}: frame numbers are not contiguous at line {gap + 1}")
+        line = int(np.flatnonzero(table[:, 0] != expected)[0])
+        raise DataError(f"{path}: frame number {table[line, 0]} at line {line + 1}, expected {line + 1} "
+                        "(frames must run 1, 2, … to match the video)")
     if ((table[:, 1] < 0) | (table[:, 1] > 5)).any():
         raise DataError(f"{path}: intensity outside 0–5")
-    return table[:, 1]
+    return table
