@@ -1,9 +1,10 @@
-"""Torch datasets over the aligned store.
+"""Torch datasets over the aligned store: single frames (image mode) and clips of T frames.
 
 Augmentation follows the ME-GraphAU convention (pipeline.md §2 align): a random `input_size` crop with
-horizontal flip for training, the centre crop for testing. Every random choice comes from
-(seed, epoch, sample index), so data order and augmentation are identical after a resume and with any
-number of loader workers. Images leave the dataset as uint8; normalisation happens on the device.
+horizontal flip for training, the centre crop for testing; a clip gets one crop and flip for all its
+frames. Every random choice comes from (seed, epoch, sample index), so data order and augmentation are
+identical after a resume, with any number of loader workers and under DDP. Images leave the dataset as
+uint8; normalisation happens on the device (`normalise`).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from aubench.data.aus import UNKNOWN
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+CLIP_SAMPLERS = ("full_pass", "one_clip_per_sequence")
 
 
 @dataclass(frozen=True)
@@ -38,54 +40,127 @@ class FrameIndex:
                 frames = frames[(store.labels(sequence.key) != UNKNOWN).any(1)]
             keys.extend([sequence.key] * len(frames))
             positions.extend(frames.tolist())
-        return cls(np.array(keys), np.array(positions, dtype=np.int64))
+        return cls(np.array(keys, dtype=str), np.array(positions, dtype=np.int64))
 
 
-class FrameDataset(Dataset):
-    """Single aligned frames with labels and masks, for image-mode methods."""
+def crop_and_flip(images: np.ndarray, size: int, draws: np.random.Generator | None) -> np.ndarray:
+    """Crop (..., S, S, 3) images to size²: random offset and flip with `draws`, centre crop without."""
+    margin = images.shape[-3] - size
+    if draws is None:
+        top = left = margin // 2
+        flip = False
+    else:
+        top, left = draws.integers(0, margin + 1, size=2)
+        flip = draws.random() < 0.5
+    crop = images[..., top:top + size, left:left + size, :]
+    return np.ascontiguousarray(crop[..., ::-1, :] if flip else crop)
+
+
+def normalise(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (..., 3, H, W) → float, scaled to [0, 1] and standardised with ImageNet statistics."""
+    mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=images.device).view(3, 1, 1)
+    return (images.float() / 255.0 - mean) / std
+
+
+class _StoreDataset(Dataset):
+    """Shared machinery: lazily memory-mapped images, labels, per-epoch augmentation draws."""
+
+    def __init__(self, store: AlignedStore, subjects: tuple[str, ...], input_size: int, train: bool,
+                 seed: int) -> None:
+        if input_size > store.crop_size:
+            raise ValueError(f"train.input_size {input_size} exceeds the aligned crop size {store.crop_size}")
+        self.store, self.input_size, self.train, self.seed = store, input_size, train, seed
+        self.epoch = 0
+        self.sequences = [sequence for sequence in store.sequences if sequence.subject in subjects]
+        self._labels = {sequence.key: store.labels(sequence.key).astype(np.int64) for sequence in self.sequences}
+        self._images: dict[str, np.ndarray] = {}
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose augmentation draws (and, for clips, windows) to use."""
+        self.epoch = epoch
+
+    def _sample(self, key: str, positions: np.ndarray | int, item: int) -> dict[str, torch.Tensor]:
+        if key not in self._images:  # opened lazily so each loader worker has its own memory map
+            self._images[key] = self.store.images(key)
+        draws = np.random.default_rng([self.seed, self.epoch, item]) if self.train else None
+        images = crop_and_flip(self._images[key][positions], self.input_size, draws)
+        labels = torch.from_numpy(self._labels[key][positions])
+        return {"image": torch.from_numpy(images).movedim(-1, -3), "target": labels.clamp(min=0),
+                "mask": labels != UNKNOWN}
+
+
+class FrameDataset(_StoreDataset):
+    """Single aligned frames (image mode); training skips frames with no known label."""
 
     def __init__(self, store: AlignedStore, subjects: tuple[str, ...], input_size: int, train: bool,
                  seed: int = 0) -> None:
-        if input_size > store.crop_size:
-            raise ValueError(f"train.input_size {input_size} exceeds the aligned crop size {store.crop_size}")
-        self.store = store
+        super().__init__(store, subjects, input_size, train, seed)
         self.index = FrameIndex.for_subjects(store, subjects, labelled_only=train)
-        self.input_size = input_size
-        self.train = train
-        self.seed = seed
-        self.epoch = 0
-        self._images: dict[str, np.ndarray] = {}
-        self._labels = {key: torch.from_numpy(store.labels(key).astype(np.int64)) for key in set(self.index.keys)}
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose augmentation draws to use."""
-        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.index.keys)
 
     def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
-        key, position = self.index.keys[item], int(self.index.positions[item])
-        if key not in self._images:  # opened lazily so each loader worker has its own memory map
-            self._images[key] = self.store.images(key)
-        image = self._crop(self._images[key][position], item)
-        labels = self._labels[key][position]
-        return {"image": torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1),
-                "target": labels.clamp(min=0), "mask": labels != UNKNOWN}
-
-    def _crop(self, image: np.ndarray, item: int) -> np.ndarray:
-        margin = image.shape[0] - self.input_size
-        if not self.train:
-            top = left = margin // 2
-            return image[top:top + self.input_size, left:left + self.input_size]
-        draws = np.random.default_rng([self.seed, self.epoch, item])
-        top, left = draws.integers(0, margin + 1, size=2)
-        crop = image[top:top + self.input_size, left:left + self.input_size]
-        return crop[:, ::-1] if draws.random() < 0.5 else crop
+        return self._sample(str(self.index.keys[item]), int(self.index.positions[item]), item)
 
 
-def normalise(images: torch.Tensor) -> torch.Tensor:
-    """uint8 (B, 3, H, W) → float, scaled to [0, 1] and standardised with ImageNet statistics."""
-    mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
-    return (images.float() / 255.0 - mean) / std
+class ClipDataset(_StoreDataset):
+    """Clips of `length` consecutive frames of one sequence (STF §2.3 recommendation).
+
+    Training windows are redrawn every epoch: `full_pass` tiles each sequence with non-overlapping
+    windows from a random offset in [0, length−1]; `one_clip_per_sequence` draws one random window per
+    sequence. Testing tiles each sequence from frame 0; the last window is the sequence's last `length`
+    frames and only its not-yet-covered frames count (`keep`), so every frame gets exactly one
+    prediction. Sequences shorter than `length` repeat their last frame, and padded frames are masked.
+    """
+
+    def __init__(self, store: AlignedStore, subjects: tuple[str, ...], input_size: int, train: bool,
+                 length: int, sampler: str = "full_pass", seed: int = 0) -> None:
+        if sampler not in CLIP_SAMPLERS:
+            raise ValueError(f"clip sampler {sampler!r} is not one of {CLIP_SAMPLERS}")
+        super().__init__(store, subjects, input_size, train, seed)
+        self.length, self.sampler = length, sampler
+        self._lengths = {sequence.key: sequence.length for sequence in self.sequences}
+        self.windows = self._windows()
+
+    def set_epoch(self, epoch: int) -> None:
+        super().set_epoch(epoch)
+        self.windows = self._windows()
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
+        key, start, keep_from = self.windows[item]
+        count = self._lengths[key]
+        offsets = np.arange(start, start + self.length)
+        positions = np.minimum(offsets, count - 1)
+        sample = self._sample(key, positions, item)
+        padded = torch.from_numpy(offsets >= count)
+        sample["mask"] = sample["mask"] & ~padded[:, None]
+        sample["positions"] = torch.from_numpy(positions)
+        sample["keep"] = torch.from_numpy((offsets >= keep_from) & (offsets < count))
+        return sample
+
+    def _windows(self) -> list[tuple[str, int, int]]:
+        """(key, start, first frame to keep) of every window of this epoch."""
+        draws = np.random.default_rng([self.seed, self.epoch, 11])
+        windows = []
+        for sequence in self.sequences:
+            count, length = sequence.length, self.length
+            if not self.train:
+                starts = list(range(0, max(count - length, 0) + 1, length))
+                keeps = list(starts)
+                if count > length and starts[-1] + length < count:
+                    keeps.append(starts[-1] + length)
+                    starts.append(count - length)
+            elif self.sampler == "one_clip_per_sequence":
+                starts = [int(draws.integers(0, max(count - length, 0) + 1))]
+                keeps = starts
+            else:
+                offset = int(draws.integers(0, length)) if count > length else 0
+                starts = list(range(offset, max(count - length, 0) + 1, length)) or [0]
+                keeps = starts
+            windows.extend((sequence.key, start, keep) for start, keep in zip(starts, keeps))
+        return windows

@@ -1,4 +1,14 @@
-"""Optimiser and learning-rate schedule from a method's `optim` params."""
+"""Optimiser and learning-rate schedules from a method's `optim` params.
+
+Schedules (the learning rate is set before every optimiser step):
+- `constant`;
+- `cosine`: per-iteration cosine decay to `min_lr_ratio`·lr over all steps, after `warmup_epochs` of
+  linear warm-up (ME-GraphAU / MDHR style);
+- `cosine_periodic`: STF eq. 7, stepped per epoch θ: lr·[((1 + cos(θπ/P))/2)(1 − γ) + γ] with
+  P = `cosine_period`, γ = `min_lr_ratio` (periodic when run past P, as printed);
+- `cosine_clamped`: eq. 7 with θ → min(θ, P) (decay over P epochs, then hold);
+- `cosine_full`: eq. 7 with P = the number of epochs.
+"""
 from __future__ import annotations
 
 import math
@@ -7,6 +17,9 @@ from dataclasses import dataclass
 import torch
 
 from aubench.errors import ConfigError
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "cosine", "cosine_periodic", "cosine_clamped", "cosine_full")
 
 
 @dataclass(frozen=True)
@@ -17,25 +30,50 @@ class OptimConfig:
     lr: float = 1e-3
     weight_decay: float = 5e-4
     momentum: float = 0.9
+    betas: tuple[float, ...] = (0.9, 0.999)
     schedule: str = "cosine"
+    warmup_epochs: float = 0.0
+    cosine_period: int = 20
+    min_lr_ratio: float = 0.0
     epochs: int = 20
     batch_size: int = 64
 
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optim.optimizer: unknown optimizer {self.optimizer!r}; use one of {OPTIMIZERS}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"optim.schedule: unknown schedule {self.schedule!r}; use one of {SCHEDULES}")
+
 
 def build_optimizer(parameters, config: OptimConfig) -> torch.optim.Optimizer:
+    """The configured optimiser over `parameters`."""
     if config.optimizer == "sgd":
         return torch.optim.SGD(parameters, config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    if config.optimizer == "adam":
-        return torch.optim.Adam(parameters, config.lr, weight_decay=config.weight_decay)
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(parameters, config.lr, weight_decay=config.weight_decay)
-    raise ConfigError(f"optim.optimizer: unknown optimizer {config.optimizer!r}; use sgd, adam or adamw")
+    optimizer = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
+    return optimizer(parameters, config.lr, betas=tuple(config.betas), weight_decay=config.weight_decay)
 
 
-def lr_factor(schedule: str, step: int, total_steps: int) -> float:
-    """Multiplier of the initial learning rate at `step` (0-based) of `total_steps`, stepped per iteration."""
-    if schedule == "constant":
-        return 1.0
-    if schedule == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * step / max(total_steps, 1)))
-    raise ConfigError(f"optim.schedule: unknown schedule {schedule!r}; use constant or cosine")
+def learning_rate(config: OptimConfig, epoch: int, step: int, steps_per_epoch: int, epochs: int) -> float:
+    """Learning rate for `step` (0-based) of `epoch` (0-based) in a run of `epochs` epochs."""
+    if config.schedule == "constant":
+        return config.lr
+    if config.schedule == "cosine":
+        return config.lr * _warm_cosine(config, epoch * steps_per_epoch + step, steps_per_epoch, epochs)
+    period = {"cosine_periodic": config.cosine_period, "cosine_clamped": config.cosine_period,
+              "cosine_full": epochs}[config.schedule]
+    theta = min(epoch, period) if config.schedule == "cosine_clamped" else epoch
+    return stf_eq7(config.lr, theta, period, config.min_lr_ratio)
+
+
+def stf_eq7(lr: float, theta: float, period: float, gamma: float) -> float:
+    """STF eq. 7: lr_θ = lr·[((1 + cos(θπ/period))/2)(1 − γ) + γ]."""
+    return lr * ((1 + math.cos(theta * math.pi / period)) / 2 * (1 - gamma) + gamma)
+
+
+def _warm_cosine(config: OptimConfig, step: int, steps_per_epoch: int, epochs: int) -> float:
+    warmup = int(round(config.warmup_epochs * steps_per_epoch))
+    if step < warmup:
+        return (step + 1) / warmup
+    total = max(epochs * steps_per_epoch - warmup, 1)
+    progress = (step - warmup) / total
+    return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))

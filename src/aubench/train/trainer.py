@@ -1,10 +1,13 @@
-"""One trainer for every method: fixed schedule, per-epoch checkpoints with automatic resume, NaN guard,
-DVCLive logging and a tqdm bar; then per-frame test probabilities.
+"""One trainer for every method: fixed schedule, gradient accumulation, mixed precision on CUDA, DDP
+under torchrun, per-epoch checkpoints with automatic resume, a NaN guard, DVCLive logging and a tqdm bar;
+then per-frame test probabilities.
 
-No model selection on the test fold: the model after the last epoch is the one evaluated.
+No model selection on the test fold: the evaluated model is the last epoch's, or — only when a
+validation split of training subjects is configured with early stopping — the best on that split.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -14,16 +17,22 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, RandomSampler
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from aubench.align.store import AlignedStore
+from aubench.data.aus import au_names
 from aubench.data.folds import Fold
-from aubench.errors import ModelError
+from aubench.errors import ConfigError, ModelError
+from aubench.eval.metrics import score_fold
 from aubench.models.registry import Method
-from aubench.seeding import seed_everything
-from aubench.train.data import FrameDataset, normalise
-from aubench.train.optim import OptimConfig, build_optimizer, lr_factor
+from aubench.seeding import rng, seed_everything
+from aubench.train import distributed
+from aubench.train.data import ClipDataset, FrameDataset, normalise
+from aubench.train.optim import OptimConfig, build_optimizer, learning_rate
+from aubench.train.predict import predict_subjects, save_predictions, scores_to_probabilities
+from aubench.train.sampling import StepBatchSampler
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +41,8 @@ log = logging.getLogger(__name__)
 class TrainConfig:
     """The `train` params section: engine settings and the CPU-sized schedule.
 
-    `epochs` and `batch_size` override the method's paper values when set (null = the paper's).
+    `epochs` and `batch_size` override the method's own values when set (null = the method's).
+    `batch_size` is the global batch per optimiser step, split over `accumulate` micro-batches and DDP ranks.
     """
 
     seed: int = 0
@@ -40,7 +50,18 @@ class TrainConfig:
     input_size: int = 112
     epochs: int | None = None
     batch_size: int | None = None
+    accumulate: int = 1
+    amp: bool = True
     num_workers: int = 0
+    clip_sampler: str = "full_pass"
+    validation_subjects: int = 0
+    early_stopping_patience: int = 0
+    predict_batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        if self.early_stopping_patience and not self.validation_subjects:
+            raise ConfigError("train.early_stopping_patience needs train.validation_subjects > 0 "
+                              "(the test fold is never used for selection)")
 
 
 @dataclass(frozen=True)
@@ -50,12 +71,6 @@ class RunPaths:
     checkpoint: Path
     predictions: Path
     live_dir: Path
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def fingerprint(*configs: Any) -> str:
@@ -68,96 +83,210 @@ def fingerprint(*configs: Any) -> str:
     return digest.hexdigest()[:16]
 
 
-def train_fold(method: Method, method_config: Any, optim: OptimConfig, train_config: TrainConfig,
-               store: AlignedStore, fold: Fold, au_rates: np.ndarray, paths: RunPaths) -> None:
-    """Train `method` on `fold`'s training subjects, then save per-frame test probabilities."""
-    seed_everything(train_config.seed)
-    device = resolve_device(train_config.device)
-    model = method.build_model(method_config, len(store.aus)).to(device)
-    loss_fn = method.build_loss(method_config, au_rates).to(device)
-    optimizer = build_optimizer(model.parameters(), optim)
-    epochs = train_config.epochs or optim.epochs
-    batch_size = train_config.batch_size or optim.batch_size
-    dataset = FrameDataset(store, fold.train_subjects, train_config.input_size, train=True, seed=train_config.seed)
-    key = fingerprint(method_config, optim, train_config, fold, store.root.name)
-    start_epoch = _resume(paths.checkpoint, key, model, optimizer)
-    steps_per_epoch = -(-len(dataset) // batch_size)
-
-    from dvclive import Live
-
-    with Live(str(paths.live_dir), dvcyaml=None, save_dvc_exp=False, resume=start_epoch > 0) as live:
-        for epoch in range(start_epoch, epochs):
-            mean_loss = _train_epoch(model, loss_fn, optimizer, dataset, optim, batch_size, epoch, epochs,
-                                     steps_per_epoch, train_config, device)
-            live.log_metric("train/loss", mean_loss)
-            live.log_metric("train/lr", optimizer.param_groups[0]["lr"])
-            live.next_step()
-            _save_checkpoint(paths.checkpoint, key, epoch + 1, model, optimizer)
-    predict_fold(model, store, fold, train_config, device, paths.predictions)
-    _save_checkpoint(paths.checkpoint, key, epochs, model, optimizer, finished=True)
+def split_validation(fold: Fold, count: int, seed: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Hold `count` training subjects out for validation (seeded); returns (train, validation)."""
+    if count == 0:
+        return fold.train_subjects, ()
+    if count >= len(fold.train_subjects):
+        raise ConfigError(f"train.validation_subjects={count} leaves no training subject in fold {fold.number}")
+    held_out = rng(seed, "validation", fold.number).choice(fold.train_subjects, size=count, replace=False)
+    return tuple(s for s in fold.train_subjects if s not in held_out), tuple(sorted(held_out))
 
 
-def _train_epoch(model, loss_fn, optimizer, dataset, optim, batch_size, epoch, epochs, steps_per_epoch,
-                 train_config, device) -> float:
-    model.train()
-    dataset.set_epoch(epoch)
-    order = torch.Generator().manual_seed(train_config.seed * 100_003 + epoch)
-    loader = DataLoader(dataset, batch_size=batch_size, sampler=RandomSampler(dataset, generator=order),
-                        num_workers=train_config.num_workers, drop_last=False)
-    total = 0.0
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", unit="batch", leave=False)
-    for step, batch in enumerate(bar):
-        global_step = epoch * steps_per_epoch + step
-        for group in optimizer.param_groups:
-            group["lr"] = optim.lr * lr_factor(optim.schedule, global_step, epochs * steps_per_epoch)
-        images = normalise(batch["image"].to(device, non_blocking=True))
-        loss = loss_fn(model(images), batch["target"].to(device), batch["mask"].to(device))
+class FoldTrainer:
+    """Trains one method on one fold; `run()` does everything and writes the predictions file."""
+
+    def __init__(self, method: Method, method_config: Any, optim: OptimConfig, config: TrainConfig,
+                 store: AlignedStore, fold: Fold, au_rates: np.ndarray, paths: RunPaths) -> None:
+        seed_everything(config.seed)
+        self.topology, self.device = distributed.init(config.device)
+        self.method, self.method_config, self.optim, self.config = method, method_config, optim, config
+        self.store, self.fold, self.paths = store, fold, paths
+        self.epochs = config.epochs or optim.epochs
+        batch_size = config.batch_size or optim.batch_size
+        self.train_subjects, self.validation_subjects = split_validation(fold, config.validation_subjects, config.seed)
+        self.dataset = self._dataset(self.train_subjects)
+        self.sampler = StepBatchSampler(len(self.dataset), batch_size, config.accumulate, self.topology.world,
+                                        self.topology.rank, config.seed)
+        self.model = method.build_model(method_config, len(store.aus)).to(self.device)
+        self.loss_fn = method.build_loss(method_config, au_rates).to(self.device)
+        self.optimizer = build_optimizer(self.model.parameters(), optim)
+        self.autocast_dtype = _autocast_dtype(self.device, config.amp)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
+        self.key = fingerprint(method_config, optim, config, fold, store.root.name, self.topology.world)
+        self.best: dict[str, Any] | None = None
+
+    def _dataset(self, subjects: tuple[str, ...]) -> FrameDataset | ClipDataset:
+        if self.method.data_mode == "clips":
+            return ClipDataset(self.store, subjects, self.config.input_size, True, self.method_config.clip_length,
+                               self.config.clip_sampler, self.config.seed)
+        return FrameDataset(self.store, subjects, self.config.input_size, True, self.config.seed)
+
+    def run(self) -> None:
+        """Train (resuming a matching interrupted run), then predict the test subjects."""
+        start = self._resume()
+        wrapped = self._wrap(self.model)
+        live = self._live(resume=start > 0)
+        try:
+            for epoch in range(start, self.epochs):
+                summary = self._train_epoch(wrapped, epoch)
+                summary.update(self._validate())
+                self._log(live, summary)
+                self._save_checkpoint(epoch + 1)
+                if self._should_stop(epoch):
+                    log.info("early stopping after epoch %d (best validation F1 at epoch %d)",
+                             epoch + 1, self.best["epoch"])
+                    break
+            if self.best is not None:
+                self.model.load_state_dict(self.best["model"])
+            if self.topology.is_main:
+                save_predictions(self.paths.predictions, self._predict(self.fold.test_subjects))
+                self._save_checkpoint(self.epochs, finished=True)
+        finally:
+            if live is not None:
+                live.end()
+            distributed.barrier()
+
+    def _wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        if self.topology.world == 1:
+            return model
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=ids)
+
+    def _live(self, resume: bool):
+        if not self.topology.is_main:
+            return None
+        from dvclive import Live
+
+        return Live(str(self.paths.live_dir), dvcyaml=None, save_dvc_exp=False, resume=resume)
+
+    def _train_epoch(self, model: torch.nn.Module, epoch: int) -> dict[str, float]:
+        model.train()
+        self.dataset.set_epoch(epoch)
+        self.sampler.set_epoch(epoch)
+        loader = DataLoader(self.dataset, batch_sampler=self.sampler, num_workers=self.config.num_workers,
+                            pin_memory=self.device.type == "cuda")
+        accumulate, total_loss = self.config.accumulate, 0.0
+        collected: list[tuple[np.ndarray, np.ndarray]] = []
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{self.epochs}", unit="batch", leave=False,
+                   disable=not self.topology.is_main)
+        for micro_step, batch in enumerate(bar):
+            step, micro = divmod(micro_step, accumulate)
+            if micro == 0:
+                lr = learning_rate(self.optim, epoch, step, self.sampler.steps, self.epochs)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+            sync = micro == accumulate - 1
+            with (contextlib.nullcontext() if sync or self.topology.world == 1 else model.no_sync()):
+                loss, scores = self._forward(model, batch)
+                self._check_finite(loss, epoch, step, batch)
+                self.scaler.scale(loss / accumulate).backward()
+            if sync:
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                self.optimizer.zero_grad(set_to_none=True)
+            total_loss += loss.item() / accumulate
+            collected.append(self._collect(scores, batch))
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+        summary = {"train/loss": total_loss / max(self.sampler.steps, 1), "train/lr": lr}
+        summary.update(_f1_summary("train", *map(np.concatenate, zip(*collected)), self.store.aus))
+        return summary
+
+    def _forward(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]):
+        images = normalise(batch["image"].to(self.device, non_blocking=True))
+        target, mask = batch["target"].to(self.device), batch["mask"].to(self.device)
+        with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
+            scores = model(images)
+        return self.loss_fn(scores.float(), target, mask), scores.detach()
+
+    def _collect(self, scores: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
+        probabilities = scores_to_probabilities(self.method, scores).reshape(-1, len(self.store.aus)).cpu().numpy()
+        labels = torch.where(batch["mask"], batch["target"], -1).reshape(-1, len(self.store.aus)).numpy()
+        return probabilities, labels
+
+    def _check_finite(self, loss: torch.Tensor, epoch: int, step: int, batch: dict[str, torch.Tensor]) -> None:
         if not torch.isfinite(loss):
-            raise ModelError(f"non-finite loss {loss.item()} at epoch {epoch + 1}, step {step} "
-                             f"(batch of {len(images)} frames); lower the learning rate or check the data")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        total += loss.item()
-        bar.set_postfix(loss=f"{loss.item():.4f}")
-    return total / max(len(loader), 1)
+            raise ModelError(f"non-finite loss {loss.item()} at epoch {epoch + 1}, step {step + 1} "
+                             f"(batch of {len(batch['image'])} samples, fold {self.fold.number}); "
+                             "lower the learning rate or check the data")
+
+    def _validate(self) -> dict[str, float]:
+        if not self.validation_subjects:
+            return {}
+        predictions = self._predict(self.validation_subjects)
+        return _f1_summary("validation", predictions["probabilities"], predictions["labels"], self.store.aus)
+
+    def _predict(self, subjects: tuple[str, ...]) -> dict[str, np.ndarray]:
+        return predict_subjects(self.model, self.method, self.method_config, self.store, subjects,
+                                self.config.input_size, self.config.predict_batch_size, self.device,
+                                self.config.num_workers)
+
+    def _should_stop(self, epoch: int) -> bool:
+        """Track the best validation F1; stop once it has not improved for `patience` epochs."""
+        if not self.config.early_stopping_patience or self.last_validation_f1 is None:
+            return False
+        if self.best is None or self.last_validation_f1 > self.best["score"]:
+            self.best = {"epoch": epoch + 1, "score": self.last_validation_f1,
+                         "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()}}
+        return epoch + 1 - self.best["epoch"] >= self.config.early_stopping_patience
+
+    last_validation_f1: float | None = None
+
+    def _log(self, live, summary: dict[str, float]) -> None:
+        self.last_validation_f1 = summary.get("validation/mean_f1")
+        if live is None:
+            return
+        for name, value in summary.items():
+            if np.isfinite(value):
+                live.log_metric(name, float(value))
+        live.next_step()
+
+    def _resume(self) -> int:
+        """Epochs already done according to a matching, unfinished checkpoint (0 when there is none)."""
+        path = self.paths.checkpoint
+        if not path.is_file():
+            return 0
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        if state.get("fingerprint") != self.key or state.get("finished"):
+            log.info("%s: checkpoint is from a finished run or another configuration; training from scratch", path)
+            return 0
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.best = state.get("best")
+        log.info("%s: resuming after epoch %d", path, state["epoch"])
+        return int(state["epoch"])
+
+    def _save_checkpoint(self, epoch: int, finished: bool = False) -> None:
+        if not self.topology.is_main:
+            return
+        path = self.paths.checkpoint
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")
+        torch.save({"fingerprint": self.key, "epoch": epoch, "model": self.model.state_dict(),
+                    "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
+                    "best": self.best, "finished": finished}, partial)
+        partial.replace(path)
 
 
-def _resume(path: Path, key: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> int:
-    """Epochs already done according to a matching checkpoint (0 when there is none)."""
-    if not path.is_file():
-        return 0
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    if state.get("fingerprint") != key or state.get("finished"):
-        log.info("%s: checkpoint is from a finished run or another configuration; training from scratch", path)
-        return 0
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    log.info("%s: resuming after epoch %d", path, state["epoch"])
-    return int(state["epoch"])
+def _autocast_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
+    """bf16 where the GPU has it, else fp16 (with loss scaling); no autocast on CPU."""
+    if not enabled or device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
-def _save_checkpoint(path: Path, key: str, epoch: int, model: torch.nn.Module, optimizer,
-                     finished: bool = False) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    torch.save({"fingerprint": key, "epoch": epoch, "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(), "finished": finished}, partial)
-    partial.replace(path)
+def _f1_summary(prefix: str, probabilities: np.ndarray, labels: np.ndarray, aus: tuple[int, ...]) -> dict[str, float]:
+    scores = score_fold(probabilities, labels)
+    summary = {f"{prefix}/mean_f1": scores.mean_f1}
+    summary.update({f"{prefix}/f1/{name}": value for name, value in zip(au_names(aus), scores.f1)})
+    return summary
 
 
-@torch.no_grad()
-def predict_fold(model: torch.nn.Module, store: AlignedStore, fold: Fold, train_config: TrainConfig,
-                 device: torch.device, out_path: Path) -> None:
-    """Per-frame probabilities for every frame of the test subjects (unknown labels kept, masked later)."""
-    model.eval()
-    dataset = FrameDataset(store, fold.test_subjects, train_config.input_size, train=False)
-    loader = DataLoader(dataset, batch_size=64, num_workers=train_config.num_workers)
-    probabilities, labels = [], []
-    for batch in tqdm(loader, desc="predict", unit="batch", leave=False):
-        logits = model(normalise(batch["image"].to(device)))
-        probabilities.append(torch.sigmoid(logits.float()).cpu().numpy())
-        labels.append(np.where(batch["mask"].numpy(), batch["target"].numpy(), -1))
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out_path, probabilities=np.concatenate(probabilities), labels=np.concatenate(labels).astype(np.int8),
-             keys=dataset.index.keys, positions=dataset.index.positions, aus=np.array(store.aus))
+def train_fold(method: Method, method_config: Any, optim: OptimConfig, config: TrainConfig, store: AlignedStore,
+               fold: Fold, au_rates: np.ndarray, paths: RunPaths) -> None:
+    """Train `method` on `fold` and save its per-frame test probabilities."""
+    try:
+        FoldTrainer(method, method_config, optim, config, store, fold, au_rates, paths).run()
+    finally:
+        distributed.shutdown()

@@ -1,0 +1,33 @@
+"""Deterministic batching: DDP ranks see exactly the chunks of single-process gradient accumulation."""
+import pytest
+
+from aubench.train.sampling import StepBatchSampler
+
+
+def test_ddp_ranks_equal_accumulation_chunks():
+    single = list(StepBatchSampler(40, 8, accumulate=2, seed=3))
+    rank0 = list(StepBatchSampler(40, 8, world=2, rank=0, seed=3))
+    rank1 = list(StepBatchSampler(40, 8, world=2, rank=1, seed=3))
+    assert single[0::2] == rank0 and single[1::2] == rank1
+    assert all(len(chunk) == 4 for chunk in single)
+
+
+def test_epoch_is_a_permutation_without_the_incomplete_batch():
+    sampler = StepBatchSampler(21, 4, seed=1)
+    indices = [i for batch in sampler for i in batch]
+    assert sampler.steps == 5 and len(indices) == 20 and len(set(indices)) == 20
+
+
+def test_order_depends_on_seed_and_epoch_only():
+    a, b = StepBatchSampler(30, 6, seed=0), StepBatchSampler(30, 6, seed=0)
+    assert list(a) == list(b)
+    b.set_epoch(1)
+    assert list(a) != list(b)
+    assert list(StepBatchSampler(30, 6, seed=1)) != list(a)
+
+
+def test_invalid_batching_is_refused():
+    with pytest.raises(ValueError, match="not divisible"):
+        StepBatchSampler(40, 6, accumulate=4)
+    with pytest.raises(ValueError, match="fewer than one batch"):
+        StepBatchSampler(3, 4)
