@@ -1,4 +1,5 @@
-"""DVC stage `evaluate@<method>`: per-AU F1 and accuracy per fold and mean ± std → metrics/<method>.json."""
+"""DVC stage `evaluate@<method>`: per-AU F1/accuracy per fold and mean ± std → metrics/<method>.json,
+and the F1-over-threshold curve → plots/f1_threshold/<method>.json."""
 from pathlib import Path
 
 from aubench.cli import run_stage, stage_parser
@@ -14,8 +15,9 @@ def main() -> None:
     parser.add_argument("--store", default="data/aligned")
     args = parser.parse_args()
     config = section(EvaluateConfig, load_params(args.params), "evaluate")
-    result = evaluate_method(args.method, Path(args.predictions) / args.method, Path(args.store), config)
+    result, curve = evaluate_method(args.method, Path(args.predictions) / args.method, Path(args.store), config)
     write_json(Path("metrics") / f"{args.method}.json", result)
+    write_json(Path("plots") / "f1_threshold" / f"{args.method}.json", curve)
 
 
 if __name__ == "__main__":

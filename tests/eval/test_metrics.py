@@ -53,3 +53,14 @@ def test_summary_mean_and_population_std_over_folds():
     assert summary["std_f1"] == pytest.approx(round((1 - 2 / 3) / 2, 4), abs=1e-4)
     assert summary["folds"]["fold2"]["f1"]["AU2"] == pytest.approx(0.6667, abs=1e-4)
     assert summary["per_au_f1"]["AU1"] == pytest.approx(round((1 + 2 / 3) / 2, 4), abs=1e-4)
+
+
+def test_f1_threshold_curve_matches_fixed_threshold_scores():
+    from aubench.eval.metrics import f1_threshold_curve
+
+    labels = np.array([[1], [0], [1], [0]])
+    probabilities = np.array([[0.9], [0.6], [0.4], [0.1]])
+    curve = f1_threshold_curve([(probabilities, labels)], np.array([0.3, 0.5, 0.7]))
+    # 0.3: TP2 FP1 → 0.8 ; 0.5: TP1 FP1 FN1 → 0.5 ; 0.7: TP1 FN1 → 2/3
+    assert [row["threshold"] for row in curve] == [0.3, 0.5, 0.7]
+    assert [row["mean_f1"] for row in curve] == pytest.approx([0.8, 0.5, 0.6667], abs=1e-4)

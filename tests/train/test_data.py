@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from aubench.align.store import AlignedStore
-from aubench.train.data import ClipDataset, FrameDataset, crop_and_flip, normalise
+from aubench.train.data import ClipDataset, ClipSampling, FrameDataset, crop_and_flip, normalise, segment_windows
 
 
 def test_centre_crop_and_seeded_random_crop():
@@ -39,7 +39,7 @@ def test_frames_dataset_items_and_mask(tiny_store):
 
 def test_test_clips_cover_every_frame_exactly_once(tiny_store):
     store = AlignedStore.open(tiny_store)
-    dataset = ClipDataset(store, ("F001",), 32, train=False, length=10)  # 24 frames: 0-9, 10-19, 14-23 keep 20-23
+    dataset = ClipDataset(store, ("F001",), 32, train=False, sampling=ClipSampling(length=10))  # 24 frames: 0-9, 10-19, 14-23 keep 20-23
     covered = np.zeros(24, dtype=int)
     for item in range(len(dataset)):
         sample = dataset[item]
@@ -50,17 +50,18 @@ def test_test_clips_cover_every_frame_exactly_once(tiny_store):
 
 def test_short_sequence_is_padded_and_masked(tiny_store):
     store = AlignedStore.open(tiny_store)
-    dataset = ClipDataset(store, ("F002",), 32, train=False, length=30)
+    dataset = ClipDataset(store, ("F002",), 32, train=False, sampling=ClipSampling(length=30))
     [sample] = [dataset[0]]
     assert len(dataset) == 1 and sample["image"].shape[0] == 30
     assert not sample["mask"][24:].any() and sample["keep"].sum() == 24
     assert (sample["positions"][24:] == 23).all()
 
 
-@pytest.mark.parametrize("sampler", ["full_pass", "one_clip_per_sequence"])
+@pytest.mark.parametrize("sampler", ["full_pass", "one_clip_per_sequence", "segments"])
 def test_training_windows_change_per_epoch_and_stay_inside(tiny_store, sampler):
     store = AlignedStore.open(tiny_store)
-    dataset = ClipDataset(store, ("F001", "F002", "F003"), 32, train=True, length=8, sampler=sampler)
+    dataset = ClipDataset(store, ("F001", "F002", "F003"), 32, train=True,
+                          sampling=ClipSampling(length=8, sampler=sampler))
     epochs = []
     for epoch in range(4):
         dataset.set_epoch(epoch)
@@ -75,3 +76,33 @@ def test_normalise_uses_imagenet_statistics():
     white = torch.full((1, 3, 2, 2), 255, dtype=torch.uint8)
     out = normalise(white)
     assert out[0, :, 0, 0].tolist() == pytest.approx([(1 - 0.485) / 0.229, (1 - 0.456) / 0.224, (1 - 0.406) / 0.225])
+
+
+def test_segment_sampler_lac_algorithm_1():
+    """lac.md §8 checks 1–3: L=1000, t=16, N_sep=12 → 12 disjoint 16-frame clips, one per 83-frame segment."""
+    draws = np.random.default_rng(0)
+    for _ in range(50):
+        windows = segment_windows([("S_T1", 1000)], 16, 12, draws)
+        starts = sorted(start for _, start, _ in windows)
+        assert len(windows) == 12
+        for segment, start in enumerate(starts):
+            assert segment * 83 <= start and start + 16 <= (segment + 1) * 83
+        assert all(b - a >= 16 for a, b in zip(starts, starts[1:]))
+
+
+def test_segment_sampler_short_sequences_and_endpoints():
+    """lac.md §8 checks 5 and 8: short subjects get fewer segments; both start endpoints are reachable."""
+    draws = np.random.default_rng(1)
+    assert len(segment_windows([("S", 100)], 16, 12, draws)) == 6
+    assert segment_windows([("S", 10)], 16, 12, draws) == []
+    starts = {segment_windows([("S", 1000)], 16, 12, draws)[0][1] for _ in range(3000)}
+    assert min(starts) == 0 and max(starts) == 83 - 16
+
+
+def test_segment_windows_never_cross_task_boundaries():
+    """lac.md §8 check 9: subject_concat windows stay inside one task sequence."""
+    draws = np.random.default_rng(2)
+    lengths = [("F001_T1", 40), ("F001_T2", 25), ("F001_T3", 50)]
+    for _ in range(300):
+        for key, start, _ in segment_windows(lengths, 16, 4, draws):
+            assert 0 <= start and start + 16 <= dict(lengths)[key]

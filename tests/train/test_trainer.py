@@ -108,3 +108,28 @@ def test_ddp_two_gloo_processes_match_gradient_accumulation(tmp_path):
     # BatchNorm running statistics are buffers, not weights: under DDP they follow rank 0's micro-batches,
     # so predictions are compared for completeness only (one file, written once, by rank 0).
     assert predictions(ddp).shape == predictions(single).shape
+
+
+def test_epoch_hook_runs_before_every_epoch_and_validation_split_is_logged(tmp_path):
+    """The plug-in hook (LAC/CIU) sees each epoch once; validation F1 comes from held-out training subjects."""
+    import dataclasses
+
+    from aubench.data.folds import read_fold
+    from aubench.io import read_json
+    from aubench.models.baseline import BaselineConfig
+    from aubench.models.registry import get_method
+    from aubench.train.optim import OptimConfig
+    from aubench.train.trainer import RunPaths, TrainConfig, train_fold
+
+    seen = []
+    method = dataclasses.replace(get_method("baseline"), on_epoch_start=lambda model, loss, epoch: seen.append(epoch))
+    store = AlignedStore.open(make_store(tmp_path / "store", subjects=6, frames=16))
+    labels = {sequence.subject: store.labels(sequence.key) for sequence in store.sequences}
+    fold, rates = read_fold(build_fold_table("synthau", store.aus, labels, seed=0), 1)
+    config = TrainConfig(input_size=32, epochs=3, batch_size=8, validation_subjects=1, early_stopping_patience=5)
+    paths = RunPaths(tmp_path / "ckpt.pt", tmp_path / "pred.npz", tmp_path / "live")
+    train_fold(method, BaselineConfig(), OptimConfig(), config, store, fold, rates, paths)
+    assert seen == [0, 1, 2]
+    logged = read_json(tmp_path / "live" / "metrics.json")
+    assert "mean_f1" in logged["validation"] and "AU12" in logged["validation"]["f1"]
+    assert torch.load(paths.checkpoint, weights_only=False)["best"]["epoch"] in (1, 2, 3)

@@ -78,3 +78,15 @@ def _nanmean(values: np.ndarray) -> float:
 def _number(value: float) -> float | None:
     """JSON-friendly: NaN (undefined) becomes null; values are rounded to 4 decimals."""
     return None if not np.isfinite(value) else round(float(value), 4)
+
+
+def f1_threshold_curve(folds: list[tuple[np.ndarray, np.ndarray]], thresholds: np.ndarray) -> list[dict]:
+    """Mean-over-folds of the per-fold mean F1 at each threshold: rows {threshold, mean_f1} for DVC plots.
+
+    For inspection only: the reported scores always use the fixed threshold (no tuning on test folds).
+    """
+    rows = []
+    for threshold in thresholds:
+        means = [score_fold(probabilities, labels, float(threshold)).mean_f1 for probabilities, labels in folds]
+        rows.append({"threshold": round(float(threshold), 4), "mean_f1": _number(_nanmean(np.array(means)))})
+    return rows

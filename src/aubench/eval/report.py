@@ -8,7 +8,7 @@ import numpy as np
 
 from aubench.align.store import AlignedStore
 from aubench.errors import DataError
-from aubench.eval.metrics import score_fold, summarise
+from aubench.eval.metrics import f1_threshold_curve, score_fold, summarise
 
 
 @dataclass(frozen=True)
@@ -19,10 +19,11 @@ class EvaluateConfig:
     folds: tuple[int, ...] = (1, 2, 3)
 
 
-def evaluate_method(method: str, predictions_dir: Path, store_dir: Path, config: EvaluateConfig) -> dict:
-    """Scores of `method` on every configured fold, labelled with the dataset they come from."""
+def evaluate_method(method: str, predictions_dir: Path, store_dir: Path,
+                    config: EvaluateConfig) -> tuple[dict, list[dict]]:
+    """Scores of `method` on every configured fold, labelled with their dataset, and its F1-threshold curve."""
     store = AlignedStore.open(store_dir)
-    scores = {}
+    scores, folds = {}, []
     for fold in config.folds:
         path = predictions_dir / f"fold{fold}.npz"
         if not path.is_file():
@@ -30,7 +31,15 @@ def evaluate_method(method: str, predictions_dir: Path, store_dir: Path, config:
         with np.load(path) as data:
             if tuple(data["aus"].tolist()) != store.aus:
                 raise DataError(f"{path}: AUs {data['aus'].tolist()} differ from the store's {list(store.aus)}")
-            scores[fold] = score_fold(data["probabilities"], data["labels"], config.threshold)
-    dataset = f"{store.dataset} ({store.layout.upper()} layout)" if store.dataset == "synthau" else store.dataset.upper()
-    return {"method": method, "dataset": dataset, "threshold": config.threshold, "aus": list(store.aus),
-            **summarise(scores, store.aus)}
+            folds.append((data["probabilities"], data["labels"]))
+            scores[fold] = score_fold(*folds[-1], config.threshold)
+    result = {"method": method, "dataset": dataset_label(store), "threshold": config.threshold,
+              "aus": list(store.aus), **summarise(scores, store.aus)}
+    return result, f1_threshold_curve(folds, np.arange(0.05, 0.96, 0.05))
+
+
+def dataset_label(store: AlignedStore) -> str:
+    """How tables name the data: SynthAU numbers are never presented as BP4D/DISFA numbers."""
+    if store.dataset == "synthau":
+        return f"SynthAU ({store.layout.upper()} layout, synthetic)"
+    return store.dataset.upper()

@@ -19,9 +19,11 @@ class Method:
     """What a method declares: its params section type, how to build its model and loss, its data mode.
 
     `data_mode` "frames": the model maps images (B, 3, H, W) to scores (B, N); "clips": clips
-    (B, T, 3, H, W) to (B, T, N), with T = the method config's `clip_length`. `outputs` says whether the
+    (B, T, 3, H, W) to (B, T, N), with T = the method config's `clips.length` (a `ClipSampling`). `outputs` says whether the
     scores are logits (probability = sigmoid) or already probabilities (e.g. a cosine classifier).
     The loss is called as `loss(scores, targets, mask)` with targets and mask shaped like the scores.
+    `on_epoch_start(model, loss, epoch)`, when given, runs before every training epoch (e.g. LAC's
+    class-weight update, CIU's teacher/student phase switch).
     """
 
     name: str
@@ -30,6 +32,7 @@ class Method:
     build_loss: Callable[[Any, np.ndarray], nn.Module]
     data_mode: str = "frames"
     outputs: str = "logits"
+    on_epoch_start: Callable[[nn.Module, nn.Module, int], None] | None = None
 
 
 _METHODS: dict[str, Method] = {}

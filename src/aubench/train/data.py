@@ -19,7 +19,28 @@ from aubench.data.aus import UNKNOWN
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-CLIP_SAMPLERS = ("full_pass", "one_clip_per_sequence")
+CLIP_SAMPLERS = ("full_pass", "one_clip_per_sequence", "segments")
+
+
+@dataclass(frozen=True)
+class ClipSampling:
+    """How a clip-mode method cuts training clips (part of the method's params).
+
+    `full_pass` (STF §2.3): tile every sequence with non-overlapping windows from a random offset;
+    `one_clip_per_sequence`: one random window per sequence; `segments` (LAC Algorithm 1, with the
+    spec's fixes): per subject, the task sequences in order are split into `segments` equal parts and one
+    window is drawn uniformly inside each part, never across a task boundary.
+    """
+
+    length: int = 16
+    sampler: str = "full_pass"
+    segments: int = 12
+
+    def __post_init__(self) -> None:
+        if self.sampler not in CLIP_SAMPLERS:
+            from aubench.errors import ConfigError
+
+            raise ConfigError(f"clips.sampler: unknown sampler {self.sampler!r}; use one of {CLIP_SAMPLERS}")
 
 
 @dataclass(frozen=True)
@@ -106,21 +127,17 @@ class FrameDataset(_StoreDataset):
 
 
 class ClipDataset(_StoreDataset):
-    """Clips of `length` consecutive frames of one sequence (STF §2.3 recommendation).
+    """Clips of `sampling.length` consecutive frames of one sequence, redrawn every training epoch.
 
-    Training windows are redrawn every epoch: `full_pass` tiles each sequence with non-overlapping
-    windows from a random offset in [0, length−1]; `one_clip_per_sequence` draws one random window per
-    sequence. Testing tiles each sequence from frame 0; the last window is the sequence's last `length`
-    frames and only its not-yet-covered frames count (`keep`), so every frame gets exactly one
-    prediction. Sequences shorter than `length` repeat their last frame, and padded frames are masked.
+    Testing tiles each sequence from frame 0; the last window is the sequence's last `length` frames and
+    only its not-yet-covered frames count (`keep`), so every frame gets exactly one prediction.
+    Sequences shorter than `length` repeat their last frame, and padded frames are masked.
     """
 
     def __init__(self, store: AlignedStore, subjects: tuple[str, ...], input_size: int, train: bool,
-                 length: int, sampler: str = "full_pass", seed: int = 0) -> None:
-        if sampler not in CLIP_SAMPLERS:
-            raise ValueError(f"clip sampler {sampler!r} is not one of {CLIP_SAMPLERS}")
+                 sampling: ClipSampling, seed: int = 0) -> None:
         super().__init__(store, subjects, input_size, train, seed)
-        self.length, self.sampler = length, sampler
+        self.sampling, self.length = sampling, sampling.length
         self._lengths = {sequence.key: sequence.length for sequence in self.sequences}
         self.windows = self._windows()
 
@@ -145,22 +162,58 @@ class ClipDataset(_StoreDataset):
 
     def _windows(self) -> list[tuple[str, int, int]]:
         """(key, start, first frame to keep) of every window of this epoch."""
+        if not self.train:
+            return [window for sequence in self.sequences for window in _test_windows(sequence.key, sequence.length,
+                                                                                        self.length)]
         draws = np.random.default_rng([self.seed, self.epoch, 11])
+        if self.sampling.sampler == "segments":
+            windows = []
+            for subject in sorted({sequence.subject for sequence in self.sequences}):
+                lengths = [(s.key, s.length) for s in self.sequences if s.subject == subject]
+                windows.extend(segment_windows(lengths, self.length, self.sampling.segments, draws))
+            return [windows[i] for i in draws.permutation(len(windows))]
         windows = []
         for sequence in self.sequences:
-            count, length = sequence.length, self.length
-            if not self.train:
-                starts = list(range(0, max(count - length, 0) + 1, length))
-                keeps = list(starts)
-                if count > length and starts[-1] + length < count:
-                    keeps.append(starts[-1] + length)
-                    starts.append(count - length)
-            elif self.sampler == "one_clip_per_sequence":
-                starts = [int(draws.integers(0, max(count - length, 0) + 1))]
-                keeps = starts
+            span = max(sequence.length - self.length, 0)
+            if self.sampling.sampler == "one_clip_per_sequence":
+                starts = [int(draws.integers(0, span + 1))]
             else:
-                offset = int(draws.integers(0, length)) if count > length else 0
-                starts = list(range(offset, max(count - length, 0) + 1, length)) or [0]
-                keeps = starts
-            windows.extend((sequence.key, start, keep) for start, keep in zip(starts, keeps))
+                offset = int(draws.integers(0, self.length)) if span else 0
+                starts = list(range(offset, span + 1, self.length)) or [0]
+            windows.extend((sequence.key, start, start) for start in starts)
         return windows
+
+
+def _test_windows(key: str, count: int, length: int) -> list[tuple[str, int, int]]:
+    starts = list(range(0, max(count - length, 0) + 1, length))
+    windows = [(key, start, start) for start in starts]
+    if count > length and starts[-1] + length < count:
+        windows.append((key, count - length, starts[-1] + length))
+    return windows
+
+
+def segment_windows(lengths: list[tuple[str, int]], length: int, segments: int,
+                    draws: np.random.Generator) -> list[tuple[str, int, int]]:
+    """LAC Algorithm 1 for one subject: one window per segment of the concatenated task sequences.
+
+    Segments that are shorter than a window fall back to max(1, L // length) segments; a window never
+    spans two task sequences; a subject shorter than one window gives no clip.
+    """
+    total = sum(count for _, count in lengths)
+    if total < length:
+        return []
+    used = segments if total // segments >= length else max(1, total // length)
+    size = total // used
+    bounds = np.cumsum([0] + [count for _, count in lengths])
+    windows = []
+    for segment in range(used):
+        low, high = segment * size, (segment + 1) * size
+        starts = [s for s in range(low, high - length + 1)
+                  if np.searchsorted(bounds, s, "right") == np.searchsorted(bounds, s + length - 1, "right")]
+        if not starts:
+            continue
+        start = int(draws.choice(starts))
+        sequence = int(np.searchsorted(bounds, start, "right")) - 1
+        local = start - int(bounds[sequence])
+        windows.append((lengths[sequence][0], local, local))
+    return windows

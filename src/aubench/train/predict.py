@@ -32,7 +32,7 @@ def predict_subjects(model: torch.nn.Module, method: Method, method_config, stor
     per_sequence = {key: np.zeros((length, len(store.aus)), dtype=np.float32)
                     for key, length in _lengths(store, subjects).items()}
     if method.data_mode == "clips":
-        dataset = ClipDataset(store, subjects, input_size, train=False, length=method_config.clip_length)
+        dataset = ClipDataset(store, subjects, input_size, train=False, sampling=method_config.clips)
         _predict_clips(model, method, dataset, per_sequence, max(1, batch_size // dataset.length), device, num_workers)
     else:
         dataset = FrameDataset(store, subjects, input_size, train=False)

@@ -53,7 +53,6 @@ class TrainConfig:
     accumulate: int = 1
     amp: bool = True
     num_workers: int = 0
-    clip_sampler: str = "full_pass"
     validation_subjects: int = 0
     early_stopping_patience: int = 0
     predict_batch_size: int = 64
@@ -118,8 +117,8 @@ class FoldTrainer:
 
     def _dataset(self, subjects: tuple[str, ...]) -> FrameDataset | ClipDataset:
         if self.method.data_mode == "clips":
-            return ClipDataset(self.store, subjects, self.config.input_size, True, self.method_config.clip_length,
-                               self.config.clip_sampler, self.config.seed)
+            return ClipDataset(self.store, subjects, self.config.input_size, True, self.method_config.clips,
+                               self.config.seed)
         return FrameDataset(self.store, subjects, self.config.input_size, True, self.config.seed)
 
     def run(self) -> None:
@@ -161,6 +160,8 @@ class FoldTrainer:
         return Live(str(self.paths.live_dir), dvcyaml=None, save_dvc_exp=False, resume=resume)
 
     def _train_epoch(self, model: torch.nn.Module, epoch: int) -> dict[str, float]:
+        if self.method.on_epoch_start is not None:
+            self.method.on_epoch_start(self.model, self.loss_fn, epoch)
         model.train()
         self.dataset.set_epoch(epoch)
         self.sampler.set_epoch(epoch)
