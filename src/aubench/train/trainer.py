@@ -128,7 +128,7 @@ class FoldTrainer:
         live = self._live(resume=start > 0)
         try:
             for epoch in range(start, self.epochs):
-                summary = self._train_epoch(wrapped, epoch)
+                summary = self.train_epoch(wrapped, epoch)
                 summary.update(self._validate())
                 self._log(live, summary)
                 self._save_checkpoint(epoch + 1)
@@ -159,7 +159,7 @@ class FoldTrainer:
 
         return Live(str(self.paths.live_dir), dvcyaml=None, save_dvc_exp=False, resume=resume)
 
-    def _train_epoch(self, model: torch.nn.Module, epoch: int) -> dict[str, float]:
+    def train_epoch(self, model: torch.nn.Module, epoch: int) -> dict[str, float]:
         if self.method.on_epoch_start is not None:
             self.method.on_epoch_start(self.model, self.loss_fn, epoch)
         model.train()

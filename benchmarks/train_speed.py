@@ -1,0 +1,67 @@
+"""Benchmark: the training engine's samples/s against a bare forward/backward loop, same model, same process.
+
+Run after `make repro` (it reads the pipeline's aligned store and folds):
+    python benchmarks/train_speed.py --method baseline --out metrics/benchmarks/train_speed.json
+The engine's epoch includes everything a real run does (data loading from the memory-mapped store,
+augmentation, LR schedule, NaN guard, per-epoch F1); the reference loop reuses one batch already in memory.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from aubench.align.store import AlignedStore
+from aubench.config import from_mapping, load_params, section
+from aubench.data.folds import read_fold
+from aubench.eval.speed import bare_training_rate
+from aubench.io import read_json, write_json
+from aubench.models.registry import get_method
+from aubench.train.data import normalise
+from aubench.train.optim import OptimConfig, build_optimizer
+from aubench.train.trainer import FoldTrainer, RunPaths, TrainConfig
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--method", default="baseline")
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--store", default="data/aligned")
+    parser.add_argument("--folds", default="data/folds.json")
+    parser.add_argument("--out", default="metrics/benchmarks/train_speed.json")
+    args = parser.parse_args()
+    params = load_params(args.params)
+    method = get_method(args.method)
+    method_params = dict(params.get(args.method, {}))
+    optim = from_mapping(OptimConfig, method_params.pop("optim", {}), f"{args.method}.optim")
+    method_config = from_mapping(method.config_type, method_params, args.method)
+    config = section(TrainConfig, params, "train")
+    fold, rates = read_fold(read_json(Path(args.folds)), 1)
+    scratch = Path("/tmp/aubench-benchmark")
+    trainer = FoldTrainer(method, method_config, optim, config, AlignedStore.open(Path(args.store)), fold, rates,
+                          RunPaths(scratch / "ckpt.pt", scratch / "pred.npz", scratch / "live"))
+    trainer.train_epoch(trainer.model, 0)  # warm-up epoch (allocations, page cache)
+    started = time.perf_counter()
+    trainer.train_epoch(trainer.model, 1)
+    samples = trainer.sampler.steps * trainer.sampler.batch_size * (trainer.dataset.length
+                                                                    if method.data_mode == "clips" else 1)
+    engine = samples / (time.perf_counter() - started)
+
+    batch = next(iter(torch.utils.data.DataLoader(trainer.dataset, batch_size=trainer.sampler.batch_size)))
+    images = normalise(batch["image"].to(trainer.device))
+    bare = bare_training_rate(trainer.model, trainer.loss_fn, build_optimizer(trainer.model.parameters(), optim),
+                              images, batch["target"].to(trainer.device), steps=trainer.sampler.steps)
+    bare *= trainer.dataset.length if method.data_mode == "clips" else 1
+    result = {"method": args.method, "device": str(trainer.device), "engine_samples_per_s": round(engine, 2),
+              "bare_loop_samples_per_s": round(bare, 2), "engine_over_bare": round(engine / bare, 3),
+              "batch_size": trainer.sampler.batch_size, "input_size": config.input_size,
+              "threads": torch.get_num_threads()}
+    write_json(Path(args.out), result)
+    for key, value in result.items():
+        print(f"{key:>26}: {value}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""Throughput measurements: training samples/s and inference frames/s of a model on this machine."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import torch
+
+
+def _synchronise(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed_rate(step: Callable[[], int], steps: int, warmup: int, device: torch.device) -> float:
+    """Items per second of `step()` (which returns how many items it processed), after `warmup` calls."""
+    for _ in range(warmup):
+        step()
+    _synchronise(device)
+    started, items = time.perf_counter(), 0
+    for _ in range(steps):
+        items += step()
+    _synchronise(device)
+    return items / (time.perf_counter() - started)
+
+
+def bare_training_rate(model: torch.nn.Module, loss_fn: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                       images: torch.Tensor, targets: torch.Tensor, steps: int = 10, warmup: int = 2) -> float:
+    """Samples/s of a plain forward/backward/step loop on one fixed, already-on-device batch (the reference)."""
+    mask = torch.ones_like(targets, dtype=torch.bool)
+    model.train()
+
+    def step() -> int:
+        loss = loss_fn(model(images), targets, mask)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return len(images)
+
+    return timed_rate(step, steps, warmup, images.device)
+
+
+@torch.no_grad()
+def inference_rate(model: torch.nn.Module, images: torch.Tensor, steps: int = 10, warmup: int = 2) -> float:
+    """Frames/s of the model's forward pass in eval mode (clip inputs count T frames per clip)."""
+    model.eval()
+    frames = images.shape[0] * (images.shape[1] if images.dim() == 5 else 1)
+
+    def step() -> int:
+        model(images)
+        return frames
+
+    return timed_rate(step, steps, warmup, images.device)
