@@ -14,13 +14,13 @@ from pathlib import Path
 import torch
 
 from aubench.align.store import AlignedStore
-from aubench.config import from_mapping, load_params, section
+from aubench.config import load_params, section
 from aubench.data.folds import read_fold
 from aubench.eval.speed import bare_training_rate
 from aubench.io import read_json, write_json
-from aubench.models.registry import get_method
+from aubench.models.registry import method_configs
 from aubench.train.data import normalise
-from aubench.train.optim import OptimConfig, build_optimizer
+from aubench.train.optim import build_optimizer
 from aubench.train.trainer import FoldTrainer, RunPaths, TrainConfig
 
 
@@ -33,10 +33,7 @@ def main() -> None:
     parser.add_argument("--out", default="metrics/benchmarks/train_speed.json")
     args = parser.parse_args()
     params = load_params(args.params)
-    method = get_method(args.method)
-    method_params = dict(params.get(args.method, {}))
-    optim = from_mapping(OptimConfig, method_params.pop("optim", {}), f"{args.method}.optim")
-    method_config = from_mapping(method.config_type, method_params, args.method)
+    method, method_config, optim = method_configs(params, args.method)
     config = section(TrainConfig, params, "train")
     fold, rates = read_fold(read_json(Path(args.folds)), 1)
     scratch = Path("/tmp/aubench-benchmark")

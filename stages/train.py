@@ -3,11 +3,10 @@ from pathlib import Path
 
 from aubench.align.store import AlignedStore
 from aubench.cli import run_stage, stage_parser
-from aubench.config import from_mapping, load_params, section, to_dict
+from aubench.config import load_params, section, to_dict
 from aubench.data.folds import read_fold
 from aubench.io import read_json, write_json
-from aubench.models.registry import get_method
-from aubench.train.optim import OptimConfig
+from aubench.models.registry import method_configs
 from aubench.train.trainer import RunPaths, TrainConfig, train_fold
 
 
@@ -19,10 +18,7 @@ def main() -> None:
     parser.add_argument("--folds", default="data/folds.json")
     args = parser.parse_args()
     params = load_params(args.params)
-    method = get_method(args.method)
-    method_params = dict(params.get(args.method, {}))
-    optim = from_mapping(OptimConfig, method_params.pop("optim", {}), f"{args.method}.optim")
-    method_config = from_mapping(method.config_type, method_params, args.method)
+    method, method_config, optim = method_configs(params, args.method)
     train_config = section(TrainConfig, params, "train")
     fold, au_rates = read_fold(read_json(Path(args.folds)), args.fold)
     run = Path("models") / args.method / f"fold{args.fold}"

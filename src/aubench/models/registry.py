@@ -54,3 +54,14 @@ def get_method(name: str) -> Method:
 def _import_methods() -> None:
     # Importing a method module registers it; kept lazy so importing the registry stays cheap.
     from aubench.models import baseline  # noqa: F401
+
+
+def method_configs(params: dict[str, Any], name: str) -> tuple[Method, Any, Any]:
+    """The method called `name`, its typed params section and its `optim` subsection."""
+    from aubench.config import from_mapping
+    from aubench.train.optim import OptimConfig
+
+    method = get_method(name)
+    section = dict(params.get(name, {}))
+    optim = from_mapping(OptimConfig, section.pop("optim", {}), f"{name}.optim")
+    return method, from_mapping(method.config_type, section, name), optim
