@@ -86,7 +86,7 @@ def test_build_store_round_trip(tmp_path):
 
     assert not list((tmp_path / "store").glob("*partial*"))
     assert sorted(path.name for path in (tmp_path / "store").iterdir()) == [
-        "F001_T1.npy", "F001_T1.npz", "M002_T2.npy", "M002_T2.npz", "index.json"]
+        "F001_T1.npy", "F001_T1.npz", "M002_T2.npy", "M002_T2.npz", "frames.npz", "index.json"]
 
 
 def test_align_sequence_aligns_off_template_faces(tmp_path):
@@ -122,3 +122,141 @@ def test_missing_landmarks_or_index_fail_naming_the_file(tmp_path):
         build_store([record], tmp_path / "landmarks", DatasetConfig(layout="bp4d"), CONFIG, tmp_path / "store")
     with pytest.raises(DataError, match="index.json"):
         AlignedStore.open(tmp_path / "empty")
+
+
+# ------------------------------------------------------------------------------- resume, indexes, landmarks
+
+
+@pytest.fixture
+def counted_align(monkeypatch):
+    """Count align_sequence calls (build_store looks the function up at call time)."""
+    import aubench.align.store as store_module
+
+    calls: list[str] = []
+    original = store_module.align_sequence
+
+    def counting(record, *args, **kwargs):
+        calls.append(record.key)
+        return original(record, *args, **kwargs)
+
+    monkeypatch.setattr(store_module, "align_sequence", counting)
+    return calls
+
+
+def test_build_store_resumes_and_redoes_only_changed_sequences(tmp_path, counted_align):
+    """Issue #4: a sequence already aligned is not redone; changed labels, landmarks or params redo it."""
+    first = make_sequence(tmp_path, "F001", "T1", 3)
+    second = make_sequence(tmp_path, "M002", "T2", 2)
+    dataset = DatasetConfig(name="tiny", layout="bp4d")
+    landmarks, out = tmp_path / "landmarks", tmp_path / "store"
+    store = build_store([first, second], landmarks, dataset, CONFIG, out)
+    assert counted_align == ["F001_T1", "M002_T2"]
+
+    assert build_store([first, second], landmarks, dataset, CONFIG, out) == store
+    assert counted_align == ["F001_T1", "M002_T2"]  # nothing redone
+    build_store([first, second], landmarks, dataset, AlignConfig(**{**vars(CONFIG), "workers": 4}), out)
+    assert len(counted_align) == 2  # the worker count is not part of the key
+
+    relabelled = SequenceRecord(first.subject, first.task, first.frame_numbers, first.frames, 1 - first.labels)
+    store = build_store([relabelled, second], landmarks, dataset, CONFIG, out)
+    assert counted_align[2:] == ["F001_T1"]
+    np.testing.assert_array_equal(store.labels("F001_T1"), 1 - first.labels)
+
+    saved = SequenceLandmarks.load(landmarks / "M002_T2.npz")  # new landmarks for M002_T2
+    SequenceLandmarks(saved.points + 1, saved.detected, saved.valid).save(landmarks / "M002_T2.npz")
+    build_store([relabelled, second], landmarks, dataset, CONFIG, out)
+    assert counted_align[3:] == ["M002_T2"]
+
+    bigger = AlignConfig(crop_size=CROP + 8, eye_distance=0.4, eye_height=0.4)  # an align param: all redone
+    assert build_store([relabelled, second], landmarks, dataset, bigger, out).images("F001_T1").shape[1] == CROP + 8
+    assert counted_align[4:] == ["F001_T1", "M002_T2"]
+
+
+def test_sequences_no_longer_in_the_dataset_are_removed(tmp_path):
+    first = make_sequence(tmp_path, "F001", "T1", 2)
+    second = make_sequence(tmp_path, "M002", "T2", 2)
+    dataset = DatasetConfig(name="tiny", layout="bp4d")
+    build_store([first, second], tmp_path / "landmarks", dataset, CONFIG, tmp_path / "store")
+    (tmp_path / "store" / "F001_T1.partial.npy").write_bytes(b"interrupted")
+    store = build_store([second], tmp_path / "landmarks", dataset, CONFIG, tmp_path / "store")
+    assert [sequence.key for sequence in store.sequences] == ["M002_T2"]
+    assert sorted(path.name for path in (tmp_path / "store").iterdir()) == [
+        "M002_T2.npy", "M002_T2.npz", "frames.npz", "index.json"]
+    assert set(store.frame_index()["key"]) == {"M002_T2"}
+
+
+def test_interrupted_build_leaves_no_index_and_resumes(tmp_path, monkeypatch):
+    """The index is written last and removed first: an interrupted store never looks complete."""
+    import aubench.align.store as store_module
+
+    first = make_sequence(tmp_path, "F001", "T1", 2)
+    second = make_sequence(tmp_path, "M002", "T2", 2)
+    dataset = DatasetConfig(name="tiny", layout="bp4d")
+    out = tmp_path / "store"
+    build_store([first, second], tmp_path / "landmarks", dataset, CONFIG, out)  # a previous, complete store
+    original = store_module.align_sequence
+    calls = []
+
+    def failing(record, *args, **kwargs):
+        calls.append(record.key)
+        if record.key == "M002_T2":
+            raise KeyboardInterrupt
+        return original(record, *args, **kwargs)
+
+    monkeypatch.setattr(store_module, "align_sequence", failing)
+    relabelled = [SequenceRecord(r.subject, r.task, r.frame_numbers, r.frames, 1 - r.labels) for r in (first, second)]
+    with pytest.raises(KeyboardInterrupt):
+        build_store(relabelled, tmp_path / "landmarks", dataset, CONFIG, out)
+    assert not (out / "index.json").exists() and not (out / "frames.npz").exists()
+    with pytest.raises(DataError, match="index.json"):
+        AlignedStore.open(out)
+    assert not list(out.glob("*partial*"))
+
+    calls.clear()
+    monkeypatch.setattr(store_module, "align_sequence", lambda record, *a, **k: calls.append(record.key) or
+                        original(record, *a, **k))
+    store = build_store(relabelled, tmp_path / "landmarks", dataset, CONFIG, out)
+    assert calls == ["M002_T2"]  # F001_T1 was finished before the interruption
+    np.testing.assert_array_equal(store.labels("M002_T2"), 1 - second.labels)
+
+
+def test_frame_index_and_aligned_landmarks(tmp_path):
+    """The flat index (subject / sequence / frame / labels / mask) and the landmarks in crop coordinates."""
+    valid = np.array([True, False, True])
+    first = make_sequence(tmp_path, "F001", "T1", 3, valid=valid)
+    second = make_sequence(tmp_path, "M002", "T2", 2)
+    store = build_store([first, second], tmp_path / "landmarks", DatasetConfig(name="tiny", layout="bp4d"), CONFIG,
+                        tmp_path / "store")
+    index = store.frame_index()
+    assert list(index["key"]) == ["F001_T1"] * 3 + ["M002_T2"] * 2
+    assert list(index["subject"]) == ["F001"] * 3 + ["M002"] * 2
+    np.testing.assert_array_equal(index["position"], [0, 1, 2, 0, 1])
+    np.testing.assert_array_equal(index["frame"], [10, 11, 12, 10, 11])
+    labels = np.concatenate([store.labels("F001_T1"), store.labels("M002_T2")])
+    np.testing.assert_array_equal(index["labels"], labels)
+    np.testing.assert_array_equal(index["mask"], labels != UNKNOWN)
+    assert not index["mask"][1].any()  # the invalid frame
+    np.testing.assert_array_equal(store.valid("F001_T1"), valid)
+    aligned = store.landmarks("F001_T1")  # identity alignment: the points themselves, eyes on the template
+    assert aligned.shape == (3, 68, 2)
+    np.testing.assert_allclose(aligned[0], identity_points(), atol=1e-4)
+    np.testing.assert_allclose([aligned[0, 36:42].mean(0), aligned[0, 42:48].mean(0)], eye_template(CONFIG),
+                               atol=1e-4)
+
+
+def test_invalid_frames_without_points_are_cropped_with_the_nearest_valid_landmarks(tmp_path):
+    """A long gap leaves frames with no landmarks (all zeros): cropping must not fail, labels are masked."""
+    record = make_sequence(tmp_path, "F001", "T1", 4)
+    path = tmp_path / "landmarks" / "F001_T1.npz"
+    saved = SequenceLandmarks.load(path)
+    points = saved.points.copy()
+    points[1:3] = 0.0
+    points[3] = points[0] * 0.5 + 3
+    valid = np.array([True, False, False, True])
+    SequenceLandmarks(points, valid, valid).save(path)
+    store = build_store([record], tmp_path / "landmarks", DatasetConfig(layout="bp4d"), CONFIG, tmp_path / "store")
+    crops = store.images("F001_T1")
+    expected = [record.frames.paths[1], record.frames.paths[2]]
+    np.testing.assert_array_equal(crops[1], read_image(expected[0]))  # frame 1: nearest valid is frame 0 (identity)
+    assert not np.array_equal(crops[2], read_image(expected[1]))  # frame 2: frame 3's (non-identity) landmarks
+    assert (store.labels("F001_T1")[1:3] == UNKNOWN).all()

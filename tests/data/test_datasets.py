@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -374,3 +375,53 @@ def test_disfa_non_contiguous_label_file_stops_loading(tmp_path):
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+def test_disfa_label_files_shorter_than_the_video_use_the_labelled_frames(tmp_path, caplog):
+    """Issue #4: a DISFA label file shorter than its video works as documented: only labelled frames are read."""
+    intensities = make_disfa(tmp_path, "SN008", count=5, seed=7, video_frames=9)
+    with caplog.at_level(logging.INFO, logger="aubench.data.datasets"):
+        [record] = load_sequences(disfa_config(tmp_path))
+    assert len(record.frames) == 5 and record.labels.shape == (5, 8)
+    np.testing.assert_array_equal(record.frame_numbers, [1, 2, 3, 4, 5])
+    np.testing.assert_array_equal(record.labels, (np.array([intensities[au] for au in DISFA_AUS]).T >= 2))
+    images = list(record.frames)
+    assert len(images) == 5 and abs(int(images[4].mean()) - 120) <= 4  # video frame 4 ↔ label frame 5
+    assert "LeftVideoSN008_comp.avi" in caplog.text and "9 video frames, 5 labelled" in caplog.text
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_disfa_video_that_cannot_be_decoded_fails_at_load_naming_it(tmp_path, damage):
+    """Issue #4: an undecodable video fails (before any landmarking) with a message naming the file."""
+    make_disfa(tmp_path, "SN009", count=4, seed=8)
+    video = tmp_path / "Videos_LeftCamera" / "LeftVideoSN009_comp.avi"
+    content = video.read_bytes()
+    video.write_bytes(b"not a video at all" * 50 if damage == "garbage" else content[: len(content) // 2])
+    with pytest.raises(DataError) as raised:
+        load_sequences(disfa_config(tmp_path))
+    assert str(video) in str(raised.value) and "cannot be opened" in str(raised.value)
+
+
+def test_disfa_missing_video_fails_at_load(tmp_path):
+    make_disfa(tmp_path, "SN010", count=3, seed=9)
+    video = tmp_path / "Videos_LeftCamera" / "LeftVideoSN010_comp.avi"
+    video.unlink()
+    with pytest.raises(DataError) as raised:
+        load_sequences(disfa_config(tmp_path))
+    assert str(video) in str(raised.value) and "missing" in str(raised.value)
+
+
+def test_frame_fingerprints_change_when_a_frame_changes(tmp_path):
+    """The resume keys of the landmarks and align stages rest on these (size and modification time)."""
+    make_bp4d(tmp_path, {("F001", "T1"): ([1, 2], random_labels(2, seed=13))})
+    [record] = load_sequences(bp4d_config(tmp_path))
+    before = record.frames.fingerprint()
+    assert len(before) == 2 and before[0][0] == str(record.frames.paths[0])
+    path = record.frames.paths[1]
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
+    after = record.frames.fingerprint()
+    assert after[0] == before[0] and after[1] != before[1]
+    make_disfa(tmp_path / "disfa", "SN011", count=3, seed=10)
+    [video] = load_sequences(disfa_config(tmp_path / "disfa"))
+    assert video.frames.fingerprint()[1] == 3

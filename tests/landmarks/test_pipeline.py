@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +95,11 @@ def test_fill_gaps_max_gap_zero_fills_nothing():
 # ------------------------------------------------------------------------------------ detect_sequence
 
 
+def detect_every_frame_config(**settings) -> LandmarkConfig:
+    """The fake landmarker's points are no face (all 68 equal), so these tests detect on every frame."""
+    return LandmarkConfig(mode="detect_every_frame", **settings)
+
+
 class FakeLandmarker:
     """Finds no face on the chosen call numbers; otherwise returns points that encode the frame index."""
 
@@ -146,7 +152,7 @@ def test_detect_sequence_logs_faceless_frames_and_fills_them(tmp_path, fake_land
     record = make_record(tmp_path, 6)
     fake_landmarker({2})
     with caplog.at_level(logging.WARNING, logger="aubench.landmarks.pipeline"):
-        result = detect_sequence(record, LandmarkConfig(max_gap=2))
+        result = detect_sequence(record, detect_every_frame_config(max_gap=2))
     np.testing.assert_array_equal(result.detected, [True, True, False, True, True, True])
     assert result.valid.all()
     assert result.points.shape == (6, 68, 2)
@@ -159,7 +165,7 @@ def test_detect_sequence_logs_faceless_frames_and_fills_them(tmp_path, fake_land
 def test_detect_sequence_at_the_invalid_limit_passes(tmp_path, fake_landmarker):
     record = make_record(tmp_path, 10)
     fake_landmarker({0, 5})
-    result = detect_sequence(record, LandmarkConfig(max_gap=0, max_invalid_fraction=0.2))
+    result = detect_sequence(record, detect_every_frame_config(max_gap=0, max_invalid_fraction=0.2))
     assert int((~result.valid).sum()) == 2
 
 
@@ -168,7 +174,7 @@ def test_detect_sequence_too_many_invalid_frames_raises_naming_sequence_and_fram
     record = make_record(tmp_path, 10, subject="M007", task="T3")
     fake_landmarker({4, 5, 6})
     with pytest.raises(DataError) as raised:
-        detect_sequence(record, LandmarkConfig(max_gap=2, max_invalid_fraction=0.2))
+        detect_sequence(record, detect_every_frame_config(max_gap=2, max_invalid_fraction=0.2))
     message = str(raised.value)
     assert "M007_T3" in message and "0005.jpg" in message and "3 of 10" in message
 
@@ -205,7 +211,7 @@ def test_run_landmarks_writes_files_and_reports(tmp_path, fake_landmarker):
     truth[1] *= 50  # frame 1 is faceless: its (interpolated) points must not count
     np.save(truth_dir / "F001_T1.npy", truth)
 
-    report = run_landmarks([first, second], LandmarkConfig(max_gap=1, max_invalid_fraction=0.5), tmp_path / "out",
+    report = run_landmarks([first, second], detect_every_frame_config(max_gap=1, max_invalid_fraction=0.5), tmp_path / "out",
                            ground_truth_root=truth_dir)
     saved = SequenceLandmarks.load(tmp_path / "out" / "F001_T1.npz")
     np.testing.assert_array_equal(saved.detected, [True, False, True, True])
@@ -272,3 +278,110 @@ def test_dlib_finds_68_landmarks_on_a_real_photo():
     assert max(left[1], right[1]) < points[48:68, 1].mean() < points[8, 1]
     # A flat image has no face.
     assert landmarker.detect(np.full((120, 120, 3), 128, dtype=np.uint8)) is None
+
+
+# ------------------------------------------------------------------------------------------ config, resume
+
+
+def test_config_rejects_unknown_mode_and_bad_values():
+    with pytest.raises(ConfigError, match="landmarks.mode"):
+        LandmarkConfig(mode="sometimes")
+    with pytest.raises(ConfigError, match="landmarks.key_interval"):
+        LandmarkConfig(key_interval=0)
+    with pytest.raises(ConfigError, match="landmarks.max_invalid_fraction"):
+        LandmarkConfig(max_invalid_fraction=1.5)
+
+
+def test_old_landmark_files_without_tracking_fields_still_load(tmp_path):
+    path = tmp_path / "F001_T1.npz"
+    np.savez(path, points=np.zeros((2, 68, 2), np.float32), detected=np.array([True, False]),
+             valid=np.array([True, True]))
+    loaded = SequenceLandmarks.load(path)
+    np.testing.assert_array_equal(loaded.source, [pipeline.DETECTED, pipeline.NO_FACE])
+    assert np.isnan(loaded.confidence).all() and loaded.resume_key == ""
+
+
+def detector_calls(made) -> int:
+    return sum(landmarker.calls for landmarker in made)
+
+
+def test_run_landmarks_resumes_and_redoes_only_changed_sequences(tmp_path, fake_landmarker):
+    """Issue #4: a sequence already done is not redone; one whose frames changed is."""
+    first = make_record(tmp_path / "frames", 4, "F001", "T1")
+    second = make_record(tmp_path / "frames", 3, "F002", "T1")
+    out = tmp_path / "out"
+    config = detect_every_frame_config(max_gap=1)
+    made = fake_landmarker(set())
+    report = run_landmarks([first, second], config, out)
+    assert detector_calls(made) == 7 and report["sequences_computed"] == 2
+    key = SequenceLandmarks.load(out / "F001_T1.npz").resume_key
+    assert len(key) == 64
+
+    report = run_landmarks([first, second], config, out)  # nothing changed: nothing redone
+    assert detector_calls(made) == 7
+    assert report["sequences_computed"] == 0 and report["sequences_reused"] == 2
+    assert report["frames"] == 7 and report["frames_per_second"] is None
+    run_landmarks([first, second], detect_every_frame_config(max_gap=1, workers=3), out)  # workers: not in key
+    assert detector_calls(made) == 7
+
+    frame = first.frames.paths[2]  # an edited frame file: F001_T1 is redone, F002_T1 is not
+    write_image(frame, np.full((16, 16, 3), 200, dtype=np.uint8))
+    stat = frame.stat()
+    os.utime(frame, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    report = run_landmarks([first, second], config, out)
+    assert detector_calls(made) == 7 + 4 and report["sequences_computed"] == 1
+    assert SequenceLandmarks.load(out / "F001_T1.npz").resume_key != key
+
+    run_landmarks([first, second], detect_every_frame_config(max_gap=2), out)  # a landmark param: all redone
+    assert detector_calls(made) == 11 + 7
+
+
+def test_run_landmarks_removes_stale_and_partial_files(tmp_path, fake_landmarker):
+    """Outputs of sequences no longer in the dataset, and interrupted writes, do not survive a run."""
+    record = make_record(tmp_path / "frames", 2)
+    out = tmp_path / "out"
+    out.mkdir()
+    SequenceLandmarks(np.zeros((5, 68, 2), np.float32), np.ones(5, bool), np.ones(5, bool)).save(out / "M009_T4.npz")
+    (out / "F001_T1.partial.npz").write_bytes(b"half a file")
+    fake_landmarker(set())
+    report = run_landmarks([record], detect_every_frame_config(), out)
+    assert sorted(path.name for path in out.iterdir()) == ["F001_T1.npz"]
+    assert list(report["sequences"]) == ["F001_T1"]
+
+
+def test_interrupted_run_keeps_finished_sequences_and_resumes(tmp_path, monkeypatch):
+    """A failing sequence stops the stage; finished ones are complete files, the failed one has none."""
+    good = make_record(tmp_path / "frames", 3, "F001", "T1")
+    bad = make_record(tmp_path / "frames", 3, "F002", "T1")
+    made: list[FakeLandmarker] = []
+    faceless_everywhere = {"on": True}
+
+    def factory(config):
+        landmarker = FakeLandmarker(set(range(100)) if faceless_everywhere["on"] and len(made) == 1 else set())
+        made.append(landmarker)
+        return landmarker
+
+    monkeypatch.setattr(pipeline, "make_landmarker", factory)
+    out = tmp_path / "out"
+    with pytest.raises(DataError, match="F002_T1"):
+        run_landmarks([good, bad], detect_every_frame_config(), out)
+    assert sorted(path.name for path in out.iterdir()) == ["F001_T1.npz"]
+    faceless_everywhere["on"] = False
+    report = run_landmarks([good, bad], detect_every_frame_config(), out)
+    assert report["sequences_computed"] == 1 and report["sequences_reused"] == 1
+    assert len(made) == 3  # F001_T1, the failed F002_T1, then only F002_T1 again
+
+
+def test_report_counts_detector_use_and_checks_ground_truth_shape(tmp_path, fake_landmarker):
+    record = make_record(tmp_path / "frames", 3)
+    fake_landmarker(set())
+    truth = tmp_path / "truth"
+    truth.mkdir()
+    np.save(truth / "F001_T1.npy", np.zeros((2, 68, 2)))
+    with pytest.raises(DataError, match=r"F001_T1\.npy.*shape"):
+        run_landmarks([record], detect_every_frame_config(), tmp_path / "out", ground_truth_root=truth)
+    (truth / "F001_T1.npy").unlink()
+    report = run_landmarks([record], detect_every_frame_config(), tmp_path / "out", ground_truth_root=truth)
+    entry = report["sequences"]["F001_T1"]
+    assert entry["detector_rate"] == 1.0 and entry["tracked_rate"] == 0.0 and entry["redetections"] == 0
+    assert report["mode"] == "detect_every_frame" and report["key_interval"] == 1

@@ -43,13 +43,23 @@ def similarity_matrix(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.hstack([rotation_scale, translation[:, None]])
 
 
+def alignment_matrix(points: np.ndarray, config: AlignConfig) -> np.ndarray:
+    """The 2×3 similarity from frame coordinates to crop coordinates for one frame's 68 landmarks."""
+    return similarity_matrix(eye_centres(points), eye_template(config))
+
+
+def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Apply a 2×3 affine matrix to (..., 2) points."""
+    return points @ matrix[:, :2].T + matrix[:, 2]
+
+
 def align_frame(image: np.ndarray, points: np.ndarray, config: AlignConfig) -> np.ndarray:
     """Warp one RGB frame so its eye centres land on the template; returns crop_size² RGB uint8.
 
     warpAffine has no area filter, so a strong reduction (large DISFA frames into a small crop) first
     shrinks the frame with INTER_AREA to avoid aliasing, then warps at a scale near 1.
     """
-    matrix = similarity_matrix(eye_centres(points), eye_template(config))
+    matrix = alignment_matrix(points, config)
     scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
     if scale < 0.5:
         factor = 2 * scale

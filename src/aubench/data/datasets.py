@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from aubench.data.aus import UNKNOWN, aus_for_layout
-from aubench.data.video import ImageFrames, VideoFrames
+from aubench.data.video import ImageFrames, VideoFrames, video_frame_count
 from aubench.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -149,8 +149,25 @@ def _load_disfa(root: Path, layout: DISFALayout) -> list[SequenceRecord]:
         stacked = np.stack([values[:count] for values in intensities], axis=1)
         labels = (stacked >= layout.intensity_threshold).astype(np.int8)
         video = VideoFrames(root / layout.video_pattern.format(subject=subject), count)
+        _check_video(video)
         records.append(SequenceRecord(subject, "video", tables[0][:count, 0], video, labels))
     return records
+
+
+def _check_video(video: VideoFrames) -> None:
+    """Fail early (naming the file) on a missing or undecodable video; warn when it looks shorter than its labels.
+
+    A video longer than its label files is fine: only the labelled frames (the first `count`) are read.
+    The container's frame count can be approximate, so a shorter count only warns; reading the frames
+    fails naming the frame when the video really runs out.
+    """
+    reported = video_frame_count(video.path)  # raises DataError when the file is missing or cannot be opened
+    if 0 < reported < video.count:
+        log.warning("%s: the video reports %d frames but its label files cover %d; reading will fail at the "
+                    "first missing frame", video.path, reported, video.count)
+    elif reported > video.count:
+        log.info("%s: %d video frames, %d labelled; the unlabelled tail is not used", video.path, reported,
+                 video.count)
 
 
 def read_disfa_intensities(path: Path) -> np.ndarray:
@@ -167,7 +184,7 @@ def read_disfa_intensities(path: Path) -> np.ndarray:
     if not np.array_equal(table[:, 0], expected):
         line = int(np.flatnonzero(table[:, 0] != expected)[0])
         raise DataError(f"{path}: frame number {table[line, 0]} at line {line + 1}, expected {line + 1} "
-                        "(frames must run 1, 2, … to match the video)")
+                        "(frames are not contiguous: they must run 1, 2, … to match the video)")
     if ((table[:, 1] < 0) | (table[:, 1] > 5)).any():
         raise DataError(f"{path}: intensity outside 0–5")
     return table

@@ -24,7 +24,8 @@ def read_image(path: Path) -> np.ndarray:
 def write_image(path: Path, image: np.ndarray, jpeg_quality: int = 90) -> None:
     """Write an RGB uint8 image (JPEG or PNG by suffix), creating parent folders."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    ok = cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
+    options = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if path.suffix.lower() in (".jpg", ".jpeg") else []
+    ok = cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), options)
     if not ok:
         raise DataError(f"{path}: could not write image")
 
@@ -44,6 +45,10 @@ class ImageFrames:
 
     def describe(self, index: int) -> str:
         return str(self.paths[index])
+
+    def fingerprint(self) -> list:
+        """(path, size, mtime) of every frame file: changes whenever a frame is replaced or edited."""
+        return [_file_fingerprint(path) for path in self.paths]
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,19 @@ class VideoFrames:
 
     def describe(self, index: int) -> str:
         return f"{self.path} frame {index}"
+
+    def fingerprint(self) -> list:
+        """(path, size, mtime) of the video file and the number of frames read from it."""
+        return [_file_fingerprint(self.path), self.count]
+
+
+def _file_fingerprint(path: Path) -> tuple[str, int, int]:
+    """Cheap identity of a file's content for resumable stages: its path, size and modification time."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise DataError(f"{path}: frame source is missing") from None
+    return str(path), stat.st_size, stat.st_mtime_ns
 
 
 def open_video(path: Path) -> cv2.VideoCapture:
