@@ -1,0 +1,31 @@
+"""Building blocks shared by the graph-based AU methods (STF, and later MDHR/LAC/ME-GraphAU-like ones).
+
+- `graph`: cosine similarity graphs, Top-K adjacency, symmetric normalisation, the Top-K GNN layer.
+- `classifier`: the cosine classifier with learnable per-AU prototypes.
+- `temporal`: frame differences, the T−1 → T restore-length pooling, a small Transformer encoder.
+"""
+from aubench.models.blocks.classifier import CosineClassifier
+from aubench.models.blocks.graph import (
+    TopKGraphLayer,
+    cosine_similarity_graph,
+    normalise_adjacency,
+    topk_adjacency,
+)
+from aubench.models.blocks.temporal import (
+    TemporalTransformer,
+    forward_difference,
+    restore_length_pool,
+    sinusoidal_positions,
+)
+
+__all__ = [
+    "CosineClassifier",
+    "TemporalTransformer",
+    "TopKGraphLayer",
+    "cosine_similarity_graph",
+    "forward_difference",
+    "normalise_adjacency",
+    "restore_length_pool",
+    "sinusoidal_positions",
+    "topk_adjacency",
+]
