@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from aubench.align.store import AlignedStore
-from aubench.train.data import ClipDataset, ClipSampling, FrameDataset, crop_and_flip, normalise, segment_windows
+from aubench.data.clips import ClipSampling, segment_windows
+from aubench.train.data import ClipDataset, FrameDataset, crop_and_flip, normalise
 
 
 def test_centre_crop_and_seeded_random_crop():

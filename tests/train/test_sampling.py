@@ -1,6 +1,8 @@
 """Deterministic batching: DDP ranks see exactly the chunks of single-process gradient accumulation."""
 import pytest
 
+from aubench.errors import ConfigError
+
 from aubench.train.sampling import StepBatchSampler
 
 
@@ -27,7 +29,7 @@ def test_order_depends_on_seed_and_epoch_only():
 
 
 def test_invalid_batching_is_refused():
-    with pytest.raises(ValueError, match="not divisible"):
+    with pytest.raises(ConfigError, match="cannot be split"):
         StepBatchSampler(40, 6, accumulate=4)
-    with pytest.raises(ValueError, match="fewer than one batch"):
+    with pytest.raises(ConfigError, match="fewer than one batch"):
         StepBatchSampler(3, 4)

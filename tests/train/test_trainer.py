@@ -133,3 +133,24 @@ def test_epoch_hook_runs_before_every_epoch_and_validation_split_is_logged(tmp_p
     logged = read_json(tmp_path / "live" / "metrics.json")
     assert "mean_f1" in logged["validation"] and "AU12" in logged["validation"]["f1"]
     assert torch.load(paths.checkpoint, weights_only=False)["best"]["epoch"] in (1, 2, 3)
+
+
+def test_clip_mode_method_trains_and_predicts_every_frame_once(tmp_path):
+    """STF through the same engine: clips in, one probability per test frame out."""
+    from aubench.data.folds import read_fold
+    from aubench.models.registry import get_method
+    from aubench.models.stf import STFConfig
+    from aubench.train.optim import OptimConfig
+    from aubench.train.trainer import RunPaths, TrainConfig, train_fold
+
+    store = AlignedStore.open(make_store(tmp_path / "store", subjects=3, frames=18))
+    labels = {sequence.subject: store.labels(sequence.key) for sequence in store.sequences}
+    fold, rates = read_fold(build_fold_table("synthau", store.aus, labels, seed=0), 1)
+    config = TrainConfig(input_size=32, epochs=2, batch_size=8)  # 8 frames = 2 clips of 4
+    paths = RunPaths(tmp_path / "ckpt.pt", tmp_path / "pred.npz", tmp_path / "live")
+    optim = OptimConfig(optimizer="sgd", lr=0.01, schedule="cosine_periodic", min_lr_ratio=0.01)
+    train_fold(get_method("stf"), STFConfig(clip_length=4, d=16), optim, config, store, fold, rates, paths)
+    with np.load(paths.predictions) as data:
+        assert data["probabilities"].shape == (18, 12)
+        assert ((data["probabilities"] >= 0) & (data["probabilities"] <= 1)).all()
+        assert data["positions"].tolist() == list(range(18))

@@ -53,7 +53,7 @@ def get_method(name: str) -> Method:
 
 def _import_methods() -> None:
     # Importing a method module registers it; kept lazy so importing the registry stays cheap.
-    from aubench.models import baseline  # noqa: F401
+    from aubench.models import baseline, stf  # noqa: F401
 
 
 def method_configs(params: dict[str, Any], name: str) -> tuple[Method, Any, Any]:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from aubench.data.clips import ClipSampling
 from aubench.errors import ConfigError, ModelError
 from aubench.losses.weighted_bce import WeightedBCELoss, stf_au_weights
 from aubench.models.backbones import RESNETS, ResNetTrunk, build_resnet
@@ -52,7 +53,8 @@ class STFConfig:
     """The `stf` params section: every model constant and switch of spec §7, with its recommended default.
 
     Backbone and projections (§3.1–3.2): `backbone`, `pretrained` (ImageNet weights from the local
-    torch hub cache only; off by default because machines are offline), `clip_length` (T), `d` (per-AU
+    torch hub cache only; off by default because machines are offline), `clip_length` (T) and
+    `clip_sampler` (how training clips are drawn, §2.3: full_pass | one_clip_per_sequence), `d` (per-AU
     width, A-1), `au_proj_type` (linear | linear_bn_relu), `au_proj_apply_on` (tokens: Linear on each
     of the H'×W' tokens, then mean — the FLOP-faithful form; pooled: mean first, same result for linear).
 
@@ -77,6 +79,7 @@ class STFConfig:
     backbone: str = "resnet18"
     pretrained: bool = False
     clip_length: int = 16
+    clip_sampler: str = "full_pass"
     d: int = 256
     au_proj_type: str = "linear"
     au_proj_apply_on: str = "tokens"
@@ -107,7 +110,13 @@ class STFConfig:
     sff_gate_target: str = "split"
     ablation_replacement: str = "identity"
 
+    @property
+    def clips(self) -> ClipSampling:
+        """What the training engine needs to cut clips for this method."""
+        return ClipSampling(length=self.clip_length, sampler=self.clip_sampler)
+
     def __post_init__(self) -> None:
+        self.clips  # validates clip_sampler
         for name, options in _CHOICES.items():
             value = getattr(self, name)
             if value not in options:

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 import numpy as np
 from torch.utils.data import Sampler
 
+from aubench.errors import ConfigError
+
 
 class StepBatchSampler(Sampler[list[int]]):
     """Yields this rank's micro-batches of dataset indices, in order, for one epoch."""
@@ -20,16 +22,25 @@ class StepBatchSampler(Sampler[list[int]]):
     def __init__(self, size: int, batch_size: int, accumulate: int = 1, world: int = 1, rank: int = 0,
                  seed: int = 0) -> None:
         chunks = accumulate * world
-        if batch_size % chunks:
-            raise ValueError(f"batch size {batch_size} is not divisible by accumulate × world = {chunks}")
-        if size < batch_size:
-            raise ValueError(f"{size} training samples are fewer than one batch of {batch_size}")
         self.size, self.batch_size = size, batch_size
         self.accumulate, self.world, self.rank, self.seed = accumulate, world, rank, seed
         self.epoch = 0
+        if batch_size % chunks:
+            raise ConfigError(f"train.batch_size: a batch of {batch_size} samples cannot be split into "
+                              f"accumulate × world size = {chunks} equal micro-batches")
+        self._check_size()
 
-    def set_epoch(self, epoch: int) -> None:
+    def set_epoch(self, epoch: int, size: int | None = None) -> None:
+        """Select the epoch's permutation; `size` updates the dataset size (clip windows change per epoch)."""
         self.epoch = epoch
+        if size is not None:
+            self.size = size
+            self._check_size()
+
+    def _check_size(self) -> None:
+        if self.size < self.batch_size:
+            raise ConfigError(f"train.batch_size: {self.size} training samples are fewer than one batch of "
+                              f"{self.batch_size}; lower the batch size or use more data")
 
     @property
     def steps(self) -> int:

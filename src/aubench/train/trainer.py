@@ -42,7 +42,9 @@ class TrainConfig:
     """The `train` params section: engine settings and the CPU-sized schedule.
 
     `epochs` and `batch_size` override the method's own values when set (null = the method's).
-    `batch_size` is the global batch per optimiser step, split over `accumulate` micro-batches and DDP ranks.
+    `batch_size` is the global batch per optimiser step in frames (a clip-mode method gets
+    batch_size // T clips), split over `accumulate` micro-batches and DDP ranks. The method's own
+    `optim.batch_size` counts its samples (frames, or clips for clip-mode methods), as its paper does.
     """
 
     seed: int = 0
@@ -102,7 +104,7 @@ class FoldTrainer:
         self.method, self.method_config, self.optim, self.config = method, method_config, optim, config
         self.store, self.fold, self.paths = store, fold, paths
         self.epochs = config.epochs or optim.epochs
-        batch_size = config.batch_size or optim.batch_size
+        batch_size = optim.batch_size if config.batch_size is None else self._samples(config.batch_size)
         self.train_subjects, self.validation_subjects = split_validation(fold, config.validation_subjects, config.seed)
         self.dataset = self._dataset(self.train_subjects)
         self.sampler = StepBatchSampler(len(self.dataset), batch_size, config.accumulate, self.topology.world,
@@ -114,6 +116,10 @@ class FoldTrainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
         self.key = fingerprint(method_config, optim, config, fold, store.root.name, self.topology.world)
         self.best: dict[str, Any] | None = None
+
+    def _samples(self, frames: int) -> int:
+        """A batch of `frames` frames in this method's samples (clips of T frames, or single frames)."""
+        return max(1, frames // self.method_config.clips.length) if self.method.data_mode == "clips" else frames
 
     def _dataset(self, subjects: tuple[str, ...]) -> FrameDataset | ClipDataset:
         if self.method.data_mode == "clips":
@@ -164,7 +170,7 @@ class FoldTrainer:
             self.method.on_epoch_start(self.model, self.loss_fn, epoch)
         model.train()
         self.dataset.set_epoch(epoch)
-        self.sampler.set_epoch(epoch)
+        self.sampler.set_epoch(epoch, len(self.dataset))
         loader = DataLoader(self.dataset, batch_sampler=self.sampler, num_workers=self.config.num_workers,
                             pin_memory=self.device.type == "cuda")
         accumulate, total_loss = self.config.accumulate, 0.0
