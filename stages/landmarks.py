@@ -1,4 +1,5 @@
 """DVC stage `landmarks`: 68 points per frame for every sequence, plus a QA report."""
+import logging
 from pathlib import Path
 
 from aubench.cli import run_stage, stage_parser
@@ -19,6 +20,11 @@ def main() -> None:
     ground_truth = Path(dataset.root) / config.ground_truth_dir
     report = run_landmarks(load_sequences(dataset), config, Path(args.out), ground_truth)
     write_json(Path(args.report), {"dataset": dataset.name, **report})
+    logging.getLogger("aubench.landmarks").info(
+        "%d frames (%d sequences computed, %d reused): detection rate %.3f, detector on %.1f%% of frames%s",
+        report["frames"], report["sequences_computed"], report["sequences_reused"], report["detection_rate"],
+        100 * report["detector_rate"],
+        f", NME {report['nme_vs_ground_truth']:.4f}" if "nme_vs_ground_truth" in report else "")
 
 
 if __name__ == "__main__":

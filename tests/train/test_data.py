@@ -38,6 +38,15 @@ def test_frames_dataset_items_and_mask(tiny_store):
     np.testing.assert_array_equal(test[5]["target"].numpy(), np.clip(labels[5], 0, 1))
 
 
+def test_unlabeled_frames_for_pretraining(tiny_store):
+    store = AlignedStore.open(tiny_store)
+    labels = store.labels("F001_T1")
+    labels_known = int((labels != -1).any(1).sum())
+    supervised = FrameDataset(store, ("F001",), 32, train=True)
+    pretraining = FrameDataset(store, ("F001",), 32, train=True, labelled_only=False)
+    assert len(supervised) == labels_known and len(pretraining) == 24
+
+
 def test_test_clips_cover_every_frame_exactly_once(tiny_store):
     store = AlignedStore.open(tiny_store)
     dataset = ClipDataset(store, ("F001",), 32, train=False, sampling=ClipSampling(length=10))  # 24 frames: 0-9, 10-19, 14-23 keep 20-23

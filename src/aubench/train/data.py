@@ -89,12 +89,17 @@ class _StoreDataset(Dataset):
 
 
 class FrameDataset(_StoreDataset):
-    """Single aligned frames (image mode); training skips frames with no known label."""
+    """Single aligned frames (image mode).
+
+    Supervised training skips frames with no known label; `labelled_only=False` keeps every frame, for
+    self-supervised pretraining on unlabeled frames (labels then come back fully masked where unknown).
+    """
 
     def __init__(self, store: AlignedStore, subjects: tuple[str, ...], input_size: int, train: bool,
-                 seed: int = 0) -> None:
+                 seed: int = 0, labelled_only: bool | None = None) -> None:
         super().__init__(store, subjects, input_size, train, seed)
-        self.index = FrameIndex.for_subjects(store, subjects, labelled_only=train)
+        keep_labelled = train if labelled_only is None else labelled_only
+        self.index = FrameIndex.for_subjects(store, subjects, labelled_only=keep_labelled)
 
     def __len__(self) -> int:
         return len(self.index.keys)
