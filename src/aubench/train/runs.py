@@ -1,0 +1,76 @@
+"""What one training run is: a method, or a named ablation variant of one, with its resolved config.
+
+A run is named after its method (`stf`) or its variant (`stf_A1_baseline`); its checkpoint, predictions
+and DVCLive log live under that name. Variants are entries of the `ablations` params section:
+`{method: stf, overrides: {use_srm: false, optim.lr: 0.001}}`. `--set key=value` on the command line
+applies the same kind of override (dvc.yaml uses it to feed the top-level `k` into STF's Top-K).
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aubench.config import to_dict
+from aubench.errors import ConfigError
+from aubench.models.registry import Method, method_configs
+from aubench.train.optim import OptimConfig
+from aubench.train.trainer import RunPaths
+
+
+@dataclass(frozen=True)
+class Run:
+    """A resolved training run."""
+
+    name: str
+    method: Method
+    method_config: Any
+    optim: OptimConfig
+
+    def paths(self, fold: int) -> RunPaths:
+        return RunPaths(Path("models") / self.name / f"fold{fold}" / "checkpoint.pt",
+                        Path("predictions") / self.name / f"fold{fold}.npz",
+                        Path("dvclive") / "train" / self.name / f"fold{fold}")
+
+    def resolved(self) -> dict[str, Any]:
+        """The configuration to save beside the run's outputs."""
+        return {"run": self.name, "method": self.method.name, self.method.name: to_dict(self.method_config),
+                "optim": to_dict(self.optim)}
+
+
+def parse_assignments(assignments: list[str]) -> dict[str, Any]:
+    """`["srm_top_k=4", "optim.lr=0.01"]` → {"srm_top_k": 4, "optim.lr": 0.01} (values parsed as YAML)."""
+    parsed = {}
+    for assignment in assignments:
+        key, sep, value = assignment.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {assignment!r}: expected key=value")
+        parsed[key.strip()] = yaml.safe_load(value)
+    return parsed
+
+
+def resolve_run(params: dict[str, Any], method: str | None = None, variant: str | None = None,
+                overrides: dict[str, Any] | None = None) -> Run:
+    """The run for `method`, or for ablation `variant`, with `overrides` applied to the method's section."""
+    changes = dict(overrides or {})
+    if variant is not None:
+        entry = params.get("ablations", {}).get(variant)
+        if entry is None:
+            raise ConfigError(f"ablations.{variant}: no such ablation variant in params.yaml")
+        method = entry["method"]
+        changes = {**entry.get("overrides", {}), **changes}
+    if method is None:
+        raise ConfigError("a training run needs --method or --variant")
+    patched = copy.deepcopy(params)
+    section = patched.setdefault(method, {})
+    for dotted, value in changes.items():
+        *parents, leaf = dotted.split(".")
+        target = section
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = value
+    resolved_method, method_config, optim = method_configs(patched, method)
+    return Run(variant or method, resolved_method, method_config, optim)
