@@ -1,0 +1,1 @@
+"""SynthAU: the embedded default dataset, synthesised in the official layouts from shipped face photos."""

@@ -1,0 +1,97 @@
+"""One tiny run of the whole pipeline through its real entry points: `dvc repro` on the project's own
+dvc.yaml and stage scripts, in a scratch git+DVC repository with tiny params."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = {
+    "synthesize": {"subjects": 3, "tasks": 1, "frames": 40},
+    "landmarks": {"workers": 1},
+    "align": {"crop_size": 64, "workers": 1},
+    "train": {"input_size": 56, "epochs": 1, "batch_size": 8},
+    "efficiency": {"paper_input_size": 64, "measure_frames": 2, "measure_steps": 1},
+}
+
+
+def dvc(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+                   "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, env=environment, capture_output=True,
+                          text=True, timeout=900)
+
+
+def merge(base: dict, overrides: dict) -> dict:
+    merged = dict(base)
+    for key, value in overrides.items():
+        merged[key] = merge(base.get(key, {}), value) if isinstance(value, dict) else value
+    return merged
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """A copy of the project (pipeline definition, stages, library) with tiny params, after `dvc repro`."""
+    project = tmp_path_factory.mktemp("project")
+    for name in ("dvc.yaml", ".dvcignore"):
+        shutil.copy(ROOT / name, project / name)
+    shutil.copytree(ROOT / "stages", project / "stages")
+    shutil.copytree(ROOT / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    params = merge(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    git = ["git", "-c", "user.name=aubench", "-c", "user.email=tests@aubench.invalid"]
+    subprocess.run(git + ["init", "-q"], cwd=project, check=True)
+    assert dvc(project, "init", "-q").returncode == 0
+    subprocess.run(git + ["add", "-A"], cwd=project, check=True)
+    subprocess.run(git + ["commit", "-qm", "tiny project"], cwd=project, check=True)  # like a clone
+    result = dvc(project, "repro")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return project
+
+
+def test_repro_produces_metrics_from_real_predictions(project):
+    metrics = json.loads((project / "metrics" / "baseline.json").read_text())
+    assert metrics["dataset"].startswith("SynthAU")
+    assert set(metrics["folds"]) == {"fold1", "fold2", "fold3"}
+    assert 0.0 <= metrics["mean_f1"] <= 1.0 and metrics["std_f1"] >= 0.0
+    assert len(metrics["per_au_f1"]) == 12
+    landmarks = json.loads((project / "metrics" / "landmarks.json").read_text())
+    assert landmarks["detection_rate"] > 0.9
+    assert (project / "plots" / "f1_threshold" / "baseline.json").is_file()
+    assert json.loads((project / "metrics" / "efficiency.json").read_text())["baseline"]["parameters"] > 0
+
+
+def test_second_repro_does_nothing(project):
+    result = dvc(project, "repro")
+    assert result.returncode == 0
+    assert "Data and pipelines are up to date" in result.stdout
+
+
+def test_training_param_change_reruns_only_training(project):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["baseline"]["optim"]["lr"] = 0.002
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    status = dvc(project, "status", "--json")
+    changed = set(json.loads(status.stdout))
+    assert {"train@baseline-1", "train@baseline-2", "train@baseline-3"} <= changed
+    assert not changed & {"synthesize", "landmarks", "align", "folds"}
+
+
+def test_stage_failure_names_the_problem_and_loses_nothing(project):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["train"]["epoch"] = 3  # typo: must fail, not be ignored
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    result = dvc(project, "repro", "train@baseline-1")
+    assert result.returncode != 0
+    assert "train.epoch: unknown key; did you mean 'epochs'" in result.stdout + result.stderr
+    # Nothing computed is lost: the checkpoint persists, and the earlier predictions come back from the cache.
+    assert (project / "models" / "baseline" / "fold1" / "checkpoint.pt").is_file()
+    assert dvc(project, "checkout", "train@baseline-1").returncode == 0
+    assert (project / "predictions" / "baseline" / "fold1.npz").is_file()
