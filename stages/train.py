@@ -1,5 +1,6 @@
 """DVC stages `train@<method>-<fold>` and `ablate@<variant>-<fold>`: train one run on one fold, saving its
 checkpoint, resolved configuration, DVCLive log and per-frame test probabilities."""
+import dataclasses
 from pathlib import Path
 
 from aubench.align.store import AlignedStore
@@ -7,7 +8,7 @@ from aubench.cli import run_stage, stage_parser
 from aubench.config import load_params, section, to_dict
 from aubench.data.folds import read_fold
 from aubench.io import read_json, write_json
-from aubench.train.runs import parse_assignments, resolve_run
+from aubench.train.runs import AblateConfig, parse_assignments, resolve_run
 from aubench.train.trainer import TrainConfig, train_fold
 
 
@@ -25,6 +26,9 @@ def main() -> None:
     params = load_params(args.params)
     run = resolve_run(params, args.method, args.variant, parse_assignments(args.set))
     train_config = section(TrainConfig, params, "train")
+    if args.variant:
+        ablate = section(AblateConfig, params, "ablate")
+        train_config = dataclasses.replace(train_config, epochs=ablate.epochs or train_config.epochs)
     fold, au_rates = read_fold(read_json(Path(args.folds)), args.fold)
     paths = run.paths(args.fold)
     write_json(paths.checkpoint.parent / "config.json",

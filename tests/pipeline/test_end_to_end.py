@@ -18,7 +18,9 @@ TINY = {
     "landmarks": {"workers": 1},
     "align": {"crop_size": 64, "workers": 1},
     "train": {"input_size": 56, "epochs": 1, "batch_size": 8},
-    "efficiency": {"paper_input_size": 64, "measure_frames": 2, "measure_steps": 1},
+    "stf": {"clip_length": 4, "d": 32},
+    "ablate": {"variants": ["stf_K1"]},
+    "efficiency": {"paper_input_size": 64, "measure_frames": 4, "measure_steps": 1},
 }
 
 
@@ -56,6 +58,14 @@ def project(tmp_path_factory) -> Path:
     return project
 
 
+@pytest.fixture
+def params_restored(project):
+    """Let a test edit params.yaml; the original comes back afterwards."""
+    original = (project / "params.yaml").read_text()
+    yield project / "params.yaml"
+    (project / "params.yaml").write_text(original)
+
+
 def test_repro_produces_metrics_from_real_predictions(project):
     metrics = json.loads((project / "metrics" / "baseline.json").read_text())
     assert metrics["dataset"].startswith("SynthAU")
@@ -74,20 +84,33 @@ def test_second_repro_does_nothing(project):
     assert "Data and pipelines are up to date" in result.stdout
 
 
-def test_training_param_change_reruns_only_training(project):
-    params = yaml.safe_load((project / "params.yaml").read_text())
+def test_training_param_change_reruns_only_training(project, params_restored):
+    params = yaml.safe_load(params_restored.read_text())
     params["baseline"]["optim"]["lr"] = 0.002
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    params_restored.write_text(yaml.safe_dump(params, sort_keys=False))
     status = dvc(project, "status", "--json")
     changed = set(json.loads(status.stdout))
     assert {"train@baseline-1", "train@baseline-2", "train@baseline-3"} <= changed
-    assert not changed & {"synthesize", "landmarks", "align", "folds"}
+    assert not changed & {"synthesize", "landmarks", "align", "folds", "train-stf@1"}
 
 
-def test_stage_failure_names_the_problem_and_loses_nothing(project):
-    params = yaml.safe_load((project / "params.yaml").read_text())
+def test_exp_run_k_reruns_only_stf(project):
+    """`dvc exp run -S k=4` exactly as the README types it: STF's Top-K, only STF's stages re-run."""
+    result = dvc(project, "exp", "run", "-S", "k=4")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    ran = {line.split("'")[1] for line in result.stdout.splitlines() if line.startswith("Running stage")}
+    assert {"train-stf@1", "train-stf@2", "train-stf@3", "evaluate@stf"} <= ran
+    assert not {stage for stage in ran if stage.startswith(("train@", "ablate@", "landmarks", "align"))}
+    config = json.loads((project / "models" / "stf" / "fold1" / "config.json").read_text())
+    assert config["stf"]["srm_top_k"] == 4
+    shown = dvc(project, "exp", "show", "--json")
+    assert shown.returncode == 0 and "metrics/stf.json" in shown.stdout
+
+
+def test_stage_failure_names_the_problem_and_loses_nothing(project, params_restored):
+    params = yaml.safe_load(params_restored.read_text())
     params["train"]["epoch"] = 3  # typo: must fail, not be ignored
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    params_restored.write_text(yaml.safe_dump(params, sort_keys=False))
     result = dvc(project, "repro", "train@baseline-1")
     assert result.returncode != 0
     assert "train.epoch: unknown key; did you mean 'epochs'" in result.stdout + result.stderr

@@ -22,6 +22,18 @@ from aubench.train.trainer import RunPaths
 
 
 @dataclass(frozen=True)
+class AblateConfig:
+    """The `ablate` params section: which variants the pipeline runs, on which folds, for how long.
+
+    `epochs` overrides `train.epochs` for ablation runs only (null = the same schedule as the main runs).
+    """
+
+    variants: tuple[str, ...] = ()
+    folds: tuple[int, ...] = (1, 2, 3)
+    epochs: int | None = None
+
+
+@dataclass(frozen=True)
 class Run:
     """A resolved training run."""
 
