@@ -124,7 +124,7 @@ def test_face_patch_ignores_translation_roll_and_brightness_but_not_content(dlib
     points = dlib_landmarker.fit(image, dlib_landmarker.detect(image))
     gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     reference = face_patch(gray, points)
-    assert reference @ face_patch(image, points) > 0.999  # RGB or grey input
+    assert reference @ face_patch(image, points) > 0.98  # RGB (its green channel) or grey input
     assert reference.shape == (32 * 32,) and np.linalg.norm(reference) == pytest.approx(1.0, abs=1e-4)
     matrix = cv2.getRotationMatrix2D((100.0, 100.0), 8.0, 1.0)
     matrix[:, 2] += (5, -4)
