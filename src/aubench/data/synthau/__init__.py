@@ -1,1 +1,16 @@
-"""SynthAU: the embedded default dataset, synthesised in the official layouts from shipped face photos."""
+"""SynthAU: a small labelled AU video dataset synthesised from real face photos (pipeline.md §1.4).
+
+Modules: `faces` (source photos and dlib landmarks), `identity` (subjects), `rig` (the AU landmark table and
+cues), `warp` (piecewise-affine warps), `labels` (episodes and base rates), `render` (frames), `writers`
+(BP4D/DISFA layouts) and `generator` (config and the `generate` entry point).
+"""
+from aubench.data.synthau.generator import (
+    SequenceLabels,
+    SynthConfig,
+    SynthSummary,
+    generate,
+    generate_labels,
+    tiny_config,
+)
+
+__all__ = ["SequenceLabels", "SynthConfig", "SynthSummary", "generate", "generate_labels", "tiny_config"]
