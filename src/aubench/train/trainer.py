@@ -116,6 +116,7 @@ class FoldTrainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
         self.key = fingerprint(method_config, optim, config, fold, store.root.name, self.topology.world)
         self.best: dict[str, Any] | None = None
+        self.last_validation_f1: float | None = None
 
     def _samples(self, frames: int) -> int:
         """A batch of `frames` frames in this method's samples (clips of T frames, or single frames)."""
@@ -236,8 +237,6 @@ class FoldTrainer:
             self.best = {"epoch": epoch + 1, "score": self.last_validation_f1,
                          "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()}}
         return epoch + 1 - self.best["epoch"] >= self.config.early_stopping_patience
-
-    last_validation_f1: float | None = None
 
     def _log(self, live, summary: dict[str, float]) -> None:
         self.last_validation_f1 = summary.get("validation/mean_f1")
