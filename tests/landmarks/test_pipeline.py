@@ -278,6 +278,11 @@ def test_dlib_finds_68_landmarks_on_a_real_photo():
     assert max(left[1], right[1]) < points[48:68, 1].mean() < points[8, 1]
     # A flat image has no face.
     assert landmarker.detect(np.full((120, 120, 3), 128, dtype=np.uint8)) is None
+    # Strided views (a crop, a channel flip) are found too: dlib's detector silently misreads them.
+    padded = np.zeros((image.shape[0] + 40, image.shape[1] + 60, 3), np.uint8)
+    padded[20:-20, 30:-30] = image
+    np.testing.assert_allclose(landmarker.detect(padded[20:-20, 30:-30]), box)
+    assert landmarker.detect(image[..., ::-1]) is not None
 
 
 # ------------------------------------------------------------------------------------------ config, resume
@@ -290,6 +295,9 @@ def test_config_rejects_unknown_mode_and_bad_values():
         LandmarkConfig(key_interval=0)
     with pytest.raises(ConfigError, match="landmarks.max_invalid_fraction"):
         LandmarkConfig(max_invalid_fraction=1.5)
+    with pytest.raises(ConfigError, match="landmarks.track_roi_margin"):
+        LandmarkConfig(track_roi_margin=-0.1)
+    assert LandmarkConfig(track_roi_margin=None).track_roi_margin is None
 
 
 def test_old_landmark_files_without_tracking_fields_still_load(tmp_path):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from aubench.landmarks.pipeline import LandmarkConfig, make_landmarker, make_tracker, normalised_error
-from aubench.landmarks.tracking import (DETECTED, NO_FACE, TRACKED, BoxRelation, KeyFrameTracker, face_patch,
-                                        landmark_motion)
+from aubench.landmarks.tracking import (DETECTED, NO_FACE, TRACKED, FlowReference, KeyFrameTracker, face_patch,
+                                        follow_box, landmark_motion)
 
 pytest.importorskip("dlib")
 skimage_data = pytest.importorskip("skimage.data")
@@ -28,15 +28,17 @@ def astronaut_frame(dx: float = 0.0, dy: float = 0.0, angle: float = 0.0, noise:
 
 
 class CountingLandmarker:
-    """Wraps a backend and counts its detector and fitting calls."""
+    """Wraps a backend and counts its detector and fitting calls (and the image shapes the detector saw)."""
 
     def __init__(self, inner):
         self.inner = inner
         self.detect_calls = 0
         self.fit_calls = 0
+        self.detect_shapes = []
 
     def detect(self, image):
         self.detect_calls += 1
+        self.detect_shapes.append(image.shape[:2])
         return self.inner.detect(image)
 
     def fit(self, image, box):
@@ -63,6 +65,8 @@ def test_tracking_matches_detection_on_every_frame_with_far_fewer_detector_calls
 
     assert every_calls.detect_calls == 20 and [result.source for result in every] == [DETECTED] * 20
     assert tracked_calls.detect_calls == 2  # key frames 0 and 10
+    # frame 0 has no track: the whole frame; key frame 10 scans only the tracked box grown by 25% per side
+    assert tracked_calls.detect_shapes[0] == (200, 200) and max(tracked_calls.detect_shapes[1]) < 200
     assert [result.source for result in tracked] == ([DETECTED] + [TRACKED] * 9) * 2
     assert tracked_calls.fit_calls == 20
     reference = np.stack([result.points for result in every])
@@ -97,6 +101,60 @@ def test_a_vanished_face_is_not_tracked_and_is_found_again(dlib_landmarker):
     assert calls.detect_calls == 4  # frame 0, the failed re-detections on 4 and 5, and frame 6
 
 
+def test_the_box_follows_the_face_not_the_previous_fit(dlib_landmarker):
+    """A fit that leans towards its box (gain 0.8; real fits follow their box in part) must not steer the box.
+
+    Boxes placed from the previous frame's fit lag a face moving v px per frame by v / (1 − gain) (7.5 px,
+    0.17 eye distances here) and never catch up; boxes moved with the image flow stay on the face.
+    """
+    velocity, gain = 1.5, 0.8
+    frames = [astronaut_frame(velocity * t, 0) for t in range(20)]
+    box0 = dlib_landmarker.detect(frames[0]).astype(np.float64)
+    truth0 = dlib_landmarker.fit(frames[0], box0).astype(np.float64)
+    frame_index = {id(frame): t for t, frame in enumerate(frames)}
+
+    class LeaningFit:
+        def detect(self, image):
+            return dlib_landmarker.detect(image)
+
+        def fit(self, image, box):
+            shift = np.array([velocity * frame_index[id(image)], 0.0])
+            lean = (np.add(box[:2], box[2:]) - np.add(box0[:2], box0[2:])) / 2 - shift
+            return truth0 + shift + gain * lean
+
+    tracked = list(KeyFrameTracker(LeaningFit(), key_interval=20).run(frames))
+    assert [result.source for result in tracked] == [DETECTED] + [TRACKED] * 19
+    truth = np.stack([truth0 + [velocity * t, 0.0] for t in range(20)])
+    error = normalised_error(np.stack([result.points for result in tracked]), truth)
+    assert error.max() < 0.02
+
+
+def test_key_frames_fall_back_to_the_whole_frame_when_the_region_has_no_face(dlib_landmarker):
+    class WholeFrameOnly(CountingLandmarker):
+        def detect(self, image):
+            box = super().detect(image)
+            return box if image.shape[:2] == (200, 200) else None
+
+    frames = [astronaut_frame(t, 0) for t in range(7)]
+    landmarker = WholeFrameOnly(dlib_landmarker)
+    tracker = KeyFrameTracker(landmarker, key_interval=3)
+    sources = [result.source for result in tracker.run(frames)]
+    assert sources == [DETECTED, TRACKED, TRACKED] * 2 + [DETECTED]
+    # key frames 3 and 6: the region first (finds nothing here), then the whole frame
+    assert landmarker.detect_calls == 5 and tracker.detector_calls == 5 and tracker.roi_detector_calls == 2
+    assert [max(shape) < 200 for shape in landmarker.detect_shapes] == [False, True, False, True, False]
+
+
+def test_roi_margin_none_scans_the_whole_frame_on_key_frames(dlib_landmarker):
+    frames = [astronaut_frame(t, 0) for t in range(7)]
+    landmarker = CountingLandmarker(dlib_landmarker)
+    tracker = KeyFrameTracker(landmarker, key_interval=3, roi_margin=None)
+    assert [result.source for result in tracker.run(frames)] == [DETECTED, TRACKED, TRACKED] * 2 + [DETECTED]
+    assert landmarker.detect_shapes == [(200, 200)] * 3 and tracker.roi_detector_calls == 0
+    with pytest.raises(ValueError, match="roi_margin"):
+        KeyFrameTracker(landmarker, roi_margin=-1)
+
+
 def test_key_interval_one_never_tracks(dlib_landmarker):
     frames = [astronaut_frame(t, 0) for t in range(3)]
     results, calls = run(frames, dlib_landmarker, mode="track", key_interval=1)
@@ -107,16 +165,19 @@ def test_key_interval_one_never_tracks(dlib_landmarker):
 # ------------------------------------------------------------------------------------- building blocks
 
 
-def test_box_relation_reproduces_the_detection_box_and_follows_the_points_at_a_fixed_size():
-    rng = np.random.default_rng(0)
-    points = rng.uniform(50, 90, size=(68, 2))
-    box = np.array([40.0, 35.0, 100.0, 98.0])
-    relation = BoxRelation.from_detection(box, points)
-    np.testing.assert_allclose(relation.box_for(points), box)
-    np.testing.assert_allclose(relation.box_for(points + [7, -3]), box + [7, -3, 7, -3])
-    centre = points.mean(0)
-    grown = relation.box_for(centre + 1.1 * (points - centre))  # fitted points that grew: the box keeps its size
-    np.testing.assert_allclose(grown, box)
+@pytest.mark.parametrize("shift, zoom", [((6.0, -4.0), 1.0), ((2.5, 3.0), 1.06), ((0.0, 0.0), 0.95)])
+def test_follow_box_moves_and_scales_the_box_with_the_image(dlib_landmarker, shift, zoom):
+    """The scene moved by `shift` and zoomed by `zoom` about the face: the box follows within a pixel / 1%."""
+    image = astronaut_frame()
+    box = dlib_landmarker.detect(image).astype(np.float64)
+    points = dlib_landmarker.fit(image, box)
+    centre = points[27:48].mean(0)
+    matrix = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), 0.0, zoom)
+    matrix[:, 2] += shift
+    moved = cv2.warpAffine(image, matrix, image.shape[1::-1], borderMode=cv2.BORDER_REFLECT)
+    expected = np.concatenate([box[:2] @ matrix[:, :2].T + matrix[:, 2], box[2:] @ matrix[:, :2].T + matrix[:, 2]])
+    followed = follow_box(FlowReference.from_frame(image, box, points), moved, box)
+    np.testing.assert_allclose(followed, expected, atol=max(1.0, 0.01 * (box[2] - box[0])))
 
 
 def test_face_patch_ignores_translation_roll_and_brightness_but_not_content(dlib_landmarker):

@@ -40,7 +40,8 @@ class DlibLandmarker:
 
     def detect(self, image: np.ndarray) -> np.ndarray | None:
         """Largest face box (x0, y0, x1, y1) in an RGB image, or None when no face is found."""
-        boxes = self.detector(image, self.upsample)
+        # dlib's detector silently finds nothing in strided views (crops, channel flips): pass it a copy
+        boxes = self.detector(np.ascontiguousarray(image), self.upsample)
         if len(boxes) == 0:
             return None
         box = max(boxes, key=lambda rect: rect.area())

@@ -49,6 +49,9 @@ class LandmarkConfig:
       with the previous frame's (normalised cross-correlation, 1 = identical);
     - track_max_motion: re-detect when tracked landmarks move more than this many inter-ocular distances
       from the previous frame;
+    - track_roi_margin: on scheduled key frames, run the detector only on the tracked face's box grown by
+      this fraction of its size on each side (the whole frame when it finds no face there); null: always
+      the whole frame. Re-detections after a rejected frame and `detect_every_frame` use the whole frame;
     - device: torch device for `face_alignment` (`auto`: CUDA when available); dlib runs on the CPU.
     """
 
@@ -58,6 +61,7 @@ class LandmarkConfig:
     key_interval: int = 10
     track_min_confidence: float = 0.75
     track_max_motion: float = 0.25
+    track_roi_margin: float | None = 0.25
     max_gap: int = 5
     max_invalid_fraction: float = 0.2
     workers: int = 1
@@ -73,6 +77,8 @@ class LandmarkConfig:
             raise ConfigError(f"landmarks.max_invalid_fraction: must be in [0, 1], got {self.max_invalid_fraction}")
         if self.max_gap < 0:
             raise ConfigError(f"landmarks.max_gap: must be at least 0, got {self.max_gap}")
+        if self.track_roi_margin is not None and self.track_roi_margin < 0:
+            raise ConfigError(f"landmarks.track_roi_margin: must be at least 0 (or null), got {self.track_roi_margin}")
 
 
 @dataclass(frozen=True)
@@ -146,7 +152,7 @@ def make_tracker(landmarker, config: LandmarkConfig) -> KeyFrameTracker:
     """The frame-by-frame landmarker for `config.mode` (key_interval 1 = detect on every frame)."""
     interval = config.key_interval if config.mode == "track" else 1
     return KeyFrameTracker(landmarker, key_interval=interval, min_confidence=config.track_min_confidence,
-                           max_motion=config.track_max_motion)
+                           max_motion=config.track_max_motion, roi_margin=config.track_roi_margin)
 
 
 def detect_sequence(record: SequenceRecord, config: LandmarkConfig) -> SequenceLandmarks:
