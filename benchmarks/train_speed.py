@@ -8,6 +8,7 @@ augmentation, LR schedule, NaN guard, per-epoch F1); the reference loop reuses o
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from pathlib import Path
 
@@ -31,6 +32,7 @@ def main() -> None:
     parser.add_argument("--store", default="data/aligned")
     parser.add_argument("--folds", default="data/folds.json")
     parser.add_argument("--out", default="metrics/benchmarks/train_speed.json")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved engine/bare measurements (median)")
     args = parser.parse_args()
     params = load_params(args.params)
     method, method_config, optim = method_configs(params, args.method)
@@ -39,22 +41,27 @@ def main() -> None:
     scratch = Path("/tmp/aubench-benchmark")
     trainer = FoldTrainer(method, method_config, optim, config, AlignedStore.open(Path(args.store)), fold, rates,
                           RunPaths(scratch / "ckpt.pt", scratch / "pred.npz", scratch / "live"))
-    trainer.train_epoch(trainer.model, 0)  # warm-up epoch (allocations, page cache)
-    started = time.perf_counter()
-    trainer.train_epoch(trainer.model, 1)
-    samples = trainer.sampler.steps * trainer.sampler.batch_size * (trainer.dataset.length
-                                                                    if method.data_mode == "clips" else 1)
-    engine = samples / (time.perf_counter() - started)
-
+    frames_per_sample = trainer.dataset.length if method.data_mode == "clips" else 1
     batch = next(iter(torch.utils.data.DataLoader(trainer.dataset, batch_size=trainer.sampler.batch_size)))
     images = normalise(batch["image"].to(trainer.device))
-    bare = bare_training_rate(trainer.model, trainer.loss_fn, build_optimizer(trainer.model.parameters(), optim),
-                              images, batch["target"].to(trainer.device), steps=trainer.sampler.steps)
-    bare *= trainer.dataset.length if method.data_mode == "clips" else 1
+    optimizer = build_optimizer(trainer.model.parameters(), optim)
+    trainer.train_epoch(trainer.model, 0)  # warm-up epoch (allocations, page cache)
+    engine_rates, bare_rates = [], []
+    for repeat in range(args.repeats):  # interleaved, so load changes on the machine hit both alike
+        started = time.perf_counter()
+        trainer.train_epoch(trainer.model, repeat + 1)
+        samples = trainer.sampler.steps * trainer.sampler.batch_size * frames_per_sample
+        engine_rates.append(samples / (time.perf_counter() - started))
+        bare_rates.append(frames_per_sample * bare_training_rate(
+            trainer.model, trainer.loss_fn, optimizer, images, batch["target"].to(trainer.device),
+            steps=trainer.sampler.steps, warmup=1))
+    engine, bare = statistics.median(engine_rates), statistics.median(bare_rates)
     result = {"method": args.method, "device": str(trainer.device), "engine_samples_per_s": round(engine, 2),
               "bare_loop_samples_per_s": round(bare, 2), "engine_over_bare": round(engine / bare, 3),
               "batch_size": trainer.sampler.batch_size, "input_size": config.input_size,
-              "threads": torch.get_num_threads()}
+              "threads": torch.get_num_threads(), "repeats": args.repeats,
+              "engine_runs": [round(rate, 2) for rate in engine_rates],
+              "bare_runs": [round(rate, 2) for rate in bare_rates]}
     write_json(Path(args.out), result)
     for key, value in result.items():
         print(f"{key:>26}: {value}")
