@@ -1,0 +1,97 @@
+"""How hard each AU is, measured with cheap reference predictors on the same folds as the methods.
+
+Three references per AU, scored like any method (pooled test frames, threshold 0.5, unknowns skipped):
+- `always_positive`: predicts every frame positive, the floor a learned model must clearly beat;
+- `single_frame`: logistic regression on one frame's aligned landmarks (shape only, no context);
+- `context`: the same probe on landmarks minus the sequence's median shape (the person's resting
+  face estimated from the clip, i.e. what only motion or context reveals).
+
+An AU whose `context` F1 is far above its `single_frame` F1 is one that a single frame cannot resolve:
+identities whose resting face mimics the AU (high brows, down-turned mouth corners) are confused with it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from aubench.align.store import AlignedStore
+from aubench.data.aus import UNKNOWN, au_names
+from aubench.data.folds import Fold
+from aubench.eval.metrics import FoldScores, score_fold, summarise
+
+REFERENCES = ("always_positive", "single_frame", "context")
+
+
+@dataclass(frozen=True)
+class DifficultyConfig:
+    """The `difficulty` params section."""
+
+    regularisation: float = 0.1  # inverse L2 strength C of the logistic-regression probes
+    max_iter: int = 500
+
+
+def landmark_features(store: AlignedStore, key: str, context: bool) -> np.ndarray:
+    """(T, 136) landmarks in crop units; with `context`, relative to the sequence's median shape."""
+    points = store.landmarks(key).astype(np.float64) / store.crop_size
+    if context:
+        points = points - np.median(points, axis=0, keepdims=True)
+    return points.reshape(len(points), -1)
+
+
+def _fold_data(store: AlignedStore, subjects: tuple[str, ...], context: bool) -> tuple[np.ndarray, np.ndarray]:
+    keys = [sequence.key for sequence in store.sequences if sequence.subject in subjects]
+    features = np.concatenate([landmark_features(store, key, context) for key in keys])
+    labels = np.concatenate([store.labels(key) for key in keys])
+    return features, labels
+
+
+def probe_probabilities(train: tuple[np.ndarray, np.ndarray], test_features: np.ndarray,
+                        config: DifficultyConfig) -> np.ndarray:
+    """(frames, N) test probabilities of per-AU class-balanced logistic regressions fit on `train`."""
+    features, labels = train
+    probabilities = np.zeros((len(test_features), labels.shape[1]))
+    for au in range(labels.shape[1]):
+        known = labels[:, au] != UNKNOWN
+        truth = labels[known, au]
+        if truth.min(initial=1) == truth.max(initial=0):  # one class only: predict it
+            probabilities[:, au] = float(truth.max(initial=0))
+            continue
+        probe = make_pipeline(StandardScaler(), LogisticRegression(
+            C=config.regularisation, class_weight="balanced", max_iter=config.max_iter))
+        probe.fit(features[known], truth)
+        probabilities[:, au] = probe.predict_proba(test_features)[:, 1]
+    return probabilities
+
+
+def reference_scores(store: AlignedStore, fold: Fold, config: DifficultyConfig) -> dict[str, FoldScores]:
+    """Scores of the three references on one fold's test subjects."""
+    scores = {}
+    for reference in REFERENCES:
+        context = reference == "context"
+        test_features, test_labels = _fold_data(store, fold.test_subjects, context)
+        if reference == "always_positive":
+            probabilities = np.ones(test_labels.shape)
+        else:
+            train = _fold_data(store, fold.train_subjects, context)
+            probabilities = probe_probabilities(train, test_features, config)
+        scores[reference] = score_fold(probabilities, test_labels)
+    return scores
+
+
+def difficulty_report(store: AlignedStore, folds: list[Fold], config: DifficultyConfig, dataset: str) -> dict:
+    """Per-reference summaries over folds plus, per AU, how much context adds to a single frame."""
+    per_fold = {fold.number: reference_scores(store, fold, config) for fold in folds}
+    report = {"dataset": dataset, "aus": list(store.aus)}
+    for reference in REFERENCES:
+        report[reference] = summarise({number: scores[reference] for number, scores in per_fold.items()}, store.aus)
+    single, context = report["single_frame"]["per_au_f1"], report["context"]["per_au_f1"]
+    report["context_gain"] = {name: _gain(context[name], single[name]) for name in au_names(store.aus)}
+    return report
+
+
+def _gain(context: float | None, single: float | None) -> float | None:
+    return None if context is None or single is None else round(context - single, 4)
