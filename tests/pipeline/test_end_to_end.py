@@ -3,16 +3,13 @@ dvc.yaml and stage scripts, in a scratch git+DVC repository with tiny params."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.pipeline.scratch import dvc, make_project
+
 TINY = {
     "synthesize": {"subjects": 3, "tasks": 1, "frames": 40},
     "landmarks": {"workers": 1},
@@ -24,35 +21,10 @@ TINY = {
 }
 
 
-def dvc(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-                   "PYTHONPATH": str(ROOT / "src")}
-    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, env=environment, capture_output=True,
-                          text=True, timeout=900)
-
-
-def merge(base: dict, overrides: dict) -> dict:
-    merged = dict(base)
-    for key, value in overrides.items():
-        merged[key] = merge(base.get(key, {}), value) if isinstance(value, dict) else value
-    return merged
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     """A copy of the project (pipeline definition, stages, library) with tiny params, after `dvc repro`."""
-    project = tmp_path_factory.mktemp("project")
-    for name in ("dvc.yaml", ".dvcignore"):
-        shutil.copy(ROOT / name, project / name)
-    shutil.copytree(ROOT / "stages", project / "stages")
-    shutil.copytree(ROOT / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    params = merge(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    git = ["git", "-c", "user.name=aubench", "-c", "user.email=tests@aubench.invalid"]
-    subprocess.run(git + ["init", "-q"], cwd=project, check=True)
-    assert dvc(project, "init", "-q").returncode == 0
-    subprocess.run(git + ["add", "-A"], cwd=project, check=True)
-    subprocess.run(git + ["commit", "-qm", "tiny project"], cwd=project, check=True)  # like a clone
+    project = make_project(tmp_path_factory.mktemp("project"), TINY)
     result = dvc(project, "repro")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return project
@@ -76,6 +48,9 @@ def test_repro_produces_metrics_from_real_predictions(project):
     assert landmarks["detection_rate"] > 0.9
     assert (project / "plots" / "f1_threshold" / "baseline.json").is_file()
     assert json.loads((project / "metrics" / "efficiency.json").read_text())["baseline"]["parameters"] > 0
+    difficulty = json.loads((project / "metrics" / "difficulty.json").read_text())
+    assert difficulty["dataset"] == metrics["dataset"]
+    assert set(difficulty["always_positive"]["folds"]) == set(difficulty["context"]["folds"]) == {"fold1", "fold2", "fold3"}
 
 
 def test_second_repro_does_nothing(project):
