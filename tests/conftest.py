@@ -17,15 +17,26 @@ def make_store(root: Path, subjects: int = 4, frames: int = 24, crop: int = 40, 
     sequences = []
     bands = np.array_split(np.arange(crop), len(BP4D_AUS))
     for number in range(1, subjects + 1):
-        key, subject = f"F{number:03d}_T1", f"F{number:03d}"
+        subject = f"F{number:03d}"
         labels = (draws.random((frames, len(BP4D_AUS))) < 0.4).astype(np.int8)
         labels[draws.random(labels.shape) < 0.03] = -1
         images = draws.integers(0, 80, (frames, crop, crop, 3), dtype=np.uint8)
         for au, rows in enumerate(bands):
             images[:, rows] += (120 * (labels[:, au] == 1)).astype(np.uint8)[:, None, None, None]
-        np.save(root / f"{key}.npy", images)
-        np.savez(root / f"{key}.npz", frame_numbers=np.arange(1, frames + 1), labels=labels)
-        sequences.append({"key": key, "subject": subject, "task": "T1", "length": frames})
+        sequences.append(write_sequence(root, subject, images, labels=labels))
+    return write_index(root, sequences, crop)
+
+
+def write_sequence(root: Path, subject: str, images: np.ndarray, **arrays: np.ndarray) -> dict:
+    """One aligned sequence `<subject>_T1` (crops + frame numbers and `arrays`); returns its index entry."""
+    key = f"{subject}_T1"
+    np.save(root / f"{key}.npy", images)
+    np.savez(root / f"{key}.npz", frame_numbers=np.arange(1, len(images) + 1), **arrays)
+    return {"key": key, "subject": subject, "task": "T1", "length": len(images)}
+
+
+def write_index(root: Path, sequences: list[dict], crop: int) -> Path:
+    """The store index over `sequences` (BP4D AUs, SynthAU dataset); returns the store folder."""
     write_json(root / "index.json", {"dataset": "synthau", "layout": "bp4d", "aus": list(BP4D_AUS),
                                      "crop_size": crop, "sequences": sequences})
     return root

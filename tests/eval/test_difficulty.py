@@ -10,7 +10,7 @@ from aubench.align.store import AlignedStore
 from aubench.data.aus import BP4D_AUS
 from aubench.data.folds import Fold
 from aubench.eval.difficulty import DifficultyConfig, difficulty_report, landmark_features, reference_scores
-from aubench.io import write_json
+from tests.conftest import write_index, write_sequence
 
 CROP = 64
 FRAMES = 80
@@ -32,18 +32,14 @@ def _confounded_store(root: Path, subjects: int = 8, seed: int = 0) -> Path:
     resting = np.linspace(-4.0, 4.0, subjects)[draws.permutation(subjects)]
     sequences = []
     for number in range(subjects):
-        key, subject = f"F{number + 1:03d}_T1", f"F{number + 1:03d}"
+        subject = f"F{number + 1:03d}"
         labels = (draws.random((FRAMES, len(BP4D_AUS))) < 0.3).astype(np.int8)
         labels[:, 0] = _episodes(draws)
         points = np.repeat(neutral[None], FRAMES, axis=0) + draws.normal(0, 0.05, size=(FRAMES, 68, 2))
         points[:, 19, 1] += resting[number] - 2.0 * labels[:, 0]
-        np.save(root / f"{key}.npy", np.zeros((FRAMES, CROP, CROP, 3), np.uint8))
-        np.savez(root / f"{key}.npz", frame_numbers=np.arange(1, FRAMES + 1), labels=labels,
-                 points=points.astype(np.float32), valid=np.ones(FRAMES, bool))
-        sequences.append({"key": key, "subject": subject, "task": "T1", "length": FRAMES})
-    write_json(root / "index.json", {"dataset": "synthau", "layout": "bp4d", "aus": list(BP4D_AUS),
-                                     "crop_size": CROP, "sequences": sequences})
-    return root
+        sequences.append(write_sequence(root, subject, np.zeros((FRAMES, CROP, CROP, 3), np.uint8), labels=labels,
+                                        points=points.astype(np.float32), valid=np.ones(FRAMES, bool)))
+    return write_index(root, sequences, CROP)
 
 
 @pytest.fixture
