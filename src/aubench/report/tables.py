@@ -608,9 +608,7 @@ def stf_table2(paper: Mapping[str, Any], runs: Mapping[str, Run],
              "(spec stf.md §11.7); shown as printed.",
              "Ours: per-AU cells are mean ± std over folds; the Mean row is mean ± std over folds of each fold's "
              "mean over AUs (the papers' convention)."]
-    notes += protocol_notes([column.run for column in columns if column.run], results, epochs, STF_PAPER_EPOCHS)
-    return per_au_table("STF Table 2 — removing one module (per AU)", tables, columns, results,
-                        _ours_source(column.run for column in columns if column.run), notes)
+    return _stf_per_au_table("STF Table 2 — removing one module (per AU)", tables, columns, results, notes, epochs)
 
 
 def stf_table3(paper: Mapping[str, Any], runs: Mapping[str, Run],
@@ -624,9 +622,17 @@ def stf_table3(paper: Mapping[str, Any], runs: Mapping[str, Run],
              "feed-forward 2048, dropout 0.1, sinusoidal positions, shared over AUs).",
              "Ours: per-AU cells are mean ± std over folds; the Mean row is mean ± std over folds of each fold's "
              "mean over AUs."]
-    notes += protocol_notes([column.run for column in columns if column.run], results, epochs, STF_PAPER_EPOCHS)
-    return per_au_table("STF Table 3 — TRM as Transformer vs GNN (per AU)", tables, columns, results,
-                        _ours_source(column.run for column in columns if column.run), notes)
+    return _stf_per_au_table("STF Table 3 — TRM as Transformer vs GNN (per AU)", tables, columns, results, notes,
+                             epochs)
+
+
+def _stf_per_au_table(title: str, tables: Mapping[str, PaperTable], columns: Sequence[RunColumn],
+                      results: Mapping[str, Mapping[str, Any] | None], notes: list[str],
+                      epochs: Mapping[str, int] | None) -> ComparisonTable:
+    """A per-AU STF table with the protocol notes (folds, epochs) of the runs it shows."""
+    ran = [column.run for column in columns if column.run]
+    notes = notes + protocol_notes(ran, results, epochs, STF_PAPER_EPOCHS)
+    return per_au_table(title, tables, columns, results, _ours_source(ran), notes)
 
 
 def stf_topk_runs(runs: Mapping[str, Run]) -> dict[int, list[str]]:
@@ -673,9 +679,7 @@ def stf_table4(paper: Mapping[str, Any], runs: Mapping[str, Run],
     if main_k is not None and main_k != STF_PAPER_TOP_K:
         notes.append(f"Our main run uses K = {main_k}, not the paper's K = {STF_PAPER_TOP_K}: the K = "
                      f"{STF_PAPER_TOP_K} column shows ours only if a variant was trained with K = {STF_PAPER_TOP_K}.")
-    notes += protocol_notes([column.run for column in columns if column.run], results, epochs, STF_PAPER_EPOCHS)
-    return per_au_table("STF Tables 4/5 — SRM Top-K (per AU)", tables, columns, results,
-                        _ours_source(column.run for column in columns if column.run), notes)
+    return _stf_per_au_table("STF Tables 4/5 — SRM Top-K (per AU)", tables, columns, results, notes, epochs)
 
 
 def stf_tables(paper: Mapping[str, Any], runs: Mapping[str, Run], results: Mapping[str, Mapping[str, Any] | None],
