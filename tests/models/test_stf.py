@@ -47,7 +47,7 @@ def preset(name, base=STFConfig()):
 def test_defaults_follow_the_spec_recommendations():
     """Spec §7 / §3.8 / §10: d=256, K=3 (SRM and TRM), r=1, T=16, shared GNNs and gate FC, node BN, no residual."""
     config = STFConfig()
-    expected = dict(backbone="resnet18", pretrained=False, clip_length=16, clip_sampler="full_pass", d=256, au_proj_type="linear",
+    expected = dict(backbone="resnet18", pretrained=False, init_from=None, clip_length=16, clip_sampler="full_pass", d=256, au_proj_type="linear",
                     au_proj_apply_on="tokens", detach_graph=True, include_self=True, topk_impl="index",
                     bn_axis="node", gnn_residual=False, gnn_layers=1, use_srm=True, srm_top_k=3,
                     srm_share_weights=True, use_trm=True, trm_variant="gnn", trm_top_k=3,

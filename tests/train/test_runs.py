@@ -35,3 +35,11 @@ def test_unknown_variant_key_or_assignment_is_an_error():
         resolve_run(PARAMS, method="stf", overrides={"srm_topk": 2})
     with pytest.raises(ConfigError, match="expected key=value"):
         parse_assignments(["srm_top_k"])
+
+
+def test_a_run_initialised_from_another_reads_that_runs_checkpoint_on_the_same_fold():
+    variant = resolve_run(PARAMS, variant="stf_A1_baseline", overrides={"init_from": "baseline"})
+    assert variant.paths(3).backbone_init.as_posix() == "models/baseline/fold3/checkpoint.pt"
+    assert resolve_run(PARAMS, method="stf").paths(1).backbone_init is None
+    with pytest.raises(ConfigError, match="cannot start from its own checkpoint"):
+        resolve_run(PARAMS, method="stf", overrides={"init_from": "stf"}).paths(1)

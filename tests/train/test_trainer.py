@@ -154,3 +154,30 @@ def test_clip_mode_method_trains_and_predicts_every_frame_once(tmp_path):
         assert data["probabilities"].shape == (18, 12)
         assert ((data["probabilities"] >= 0) & (data["probabilities"] <= 1)).all()
         assert data["positions"].tolist() == list(range(18))
+
+
+def test_stf_starts_from_the_same_folds_finished_baseline_backbone(tmp_path):
+    """`RunPaths.backbone_init`: the engine loads that checkpoint's trunk before training (and before resume)."""
+    from aubench.data.folds import read_fold
+    from aubench.models.baseline import BaselineConfig
+    from aubench.models.registry import get_method
+    from aubench.models.stf import STFConfig
+    from aubench.train import distributed
+    from aubench.train.optim import OptimConfig
+    from aubench.train.trainer import FoldTrainer, RunPaths, TrainConfig, train_fold
+
+    store = AlignedStore.open(make_store(tmp_path / "store", subjects=3, frames=8))
+    labels = {sequence.subject: store.labels(sequence.key) for sequence in store.sequences}
+    fold, rates = read_fold(build_fold_table("synthau", store.aus, labels, seed=0), 1)
+    config = TrainConfig(input_size=32, epochs=1, batch_size=8)
+    baseline = RunPaths(tmp_path / "base.pt", tmp_path / "base.npz", tmp_path / "base_live")
+    train_fold(get_method("baseline"), BaselineConfig(), OptimConfig(), config, store, fold, rates, baseline)
+    paths = RunPaths(tmp_path / "stf.pt", tmp_path / "stf.npz", tmp_path / "stf_live", backbone_init=baseline.checkpoint)
+    try:
+        trainer = FoldTrainer(get_method("stf"), STFConfig(clip_length=4, d=8, init_from="baseline"), OptimConfig(),
+                              config, store, fold, rates, paths)
+    finally:
+        distributed.shutdown()
+    trained = torch.load(baseline.checkpoint, weights_only=False)["model"]
+    for key, value in trainer.model.backbone.trunk.state_dict().items():
+        assert torch.equal(value, trained[f"trunk.{key}"]), key

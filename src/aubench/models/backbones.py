@@ -2,7 +2,8 @@
 
 Pretrained ImageNet weights are optional and explicit: they load only from torch's local hub cache,
 because machines running aubench may be offline; a missing file stops with a message saying how to
-pre-seed it.
+pre-seed it. `load_trunk` is the offline alternative: it starts a model's trunk from another run's
+finished checkpoint (e.g. the same fold's baseline).
 """
 from __future__ import annotations
 
@@ -48,3 +49,38 @@ class ResNetTrunk(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.stages(self.stem(images))
+
+
+def load_trunk(model: nn.Module, checkpoint: Path) -> None:
+    """Copy the ResNet trunk of a finished training checkpoint into `model`'s (only) `ResNetTrunk`.
+
+    The source may be any method's model: its trunk is found by key names, whatever module holds it.
+    """
+    target = _only_trunk(model)
+    if not checkpoint.is_file():
+        raise ConfigError(f"{checkpoint}: no checkpoint to initialise the backbone from; "
+                          "train that run on this fold first")
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    if not state.get("finished"):
+        raise ConfigError(f"{checkpoint}: that run has not finished training; finish it before initialising "
+                          "another model's backbone from it")
+    wanted = target.state_dict()
+    for prefix in _trunk_prefixes(state["model"]):
+        source = {key[len(prefix):]: value for key, value in state["model"].items() if key.startswith(prefix)}
+        if source.keys() == wanted.keys() and all(source[k].shape == v.shape for k, v in wanted.items()):
+            target.load_state_dict(source)
+            return
+    raise ConfigError(f"{checkpoint}: holds no backbone matching this model's "
+                      f"({type(target).__name__} with {len(wanted)} tensors); are both runs the same backbone?")
+
+
+def _only_trunk(model: nn.Module) -> ResNetTrunk:
+    trunks = [module for module in model.modules() if isinstance(module, ResNetTrunk)]
+    if len(trunks) != 1:
+        raise ModelError(f"{type(model).__name__}: expected one ResNet trunk to initialise, found {len(trunks)}")
+    return trunks[0]
+
+
+def _trunk_prefixes(state: dict[str, torch.Tensor]) -> list[str]:
+    """Candidate module prefixes of a trunk in a state dict: whatever precedes `stem.0.weight`."""
+    return [key[:-len("stem.0.weight")] for key in state if key.endswith("stem.0.weight")]

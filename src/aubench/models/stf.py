@@ -53,7 +53,9 @@ class STFConfig:
     """The `stf` params section: every model constant and switch of spec §7, with its recommended default.
 
     Backbone and projections (§3.1–3.2): `backbone`, `pretrained` (ImageNet weights from the local
-    torch hub cache only; off by default because machines are offline), `clip_length` (T) and
+    torch hub cache only; off by default because machines are offline), `init_from` (the offline
+    stand-in: start the backbone from this run's finished checkpoint on the same fold, e.g. `baseline`,
+    which saw only that fold's training subjects; the engine loads it), `clip_length` (T) and
     `clip_sampler` (how training clips are drawn, §2.3: full_pass | one_clip_per_sequence), `d` (per-AU
     width, A-1), `au_proj_type` (linear | linear_bn_relu), `au_proj_apply_on` (tokens: Linear on each
     of the H'×W' tokens, then mean — the FLOP-faithful form; pooled: mean first, same result for linear).
@@ -78,6 +80,7 @@ class STFConfig:
 
     backbone: str = "resnet18"
     pretrained: bool = False
+    init_from: str | None = None
     clip_length: int = 16
     clip_sampler: str = "full_pass"
     d: int = 256
@@ -117,6 +120,9 @@ class STFConfig:
 
     def __post_init__(self) -> None:
         self.clips  # validates clip_sampler
+        if self.pretrained and self.init_from:
+            raise ConfigError(f"stf.pretrained and stf.init_from ({self.init_from!r}) both set the backbone's "
+                              "starting weights; choose one")
         for name, options in _CHOICES.items():
             value = getattr(self, name)
             if value not in options:

@@ -43,14 +43,21 @@ class Run:
     optim: OptimConfig
 
     def paths(self, fold: int) -> RunPaths:
-        return RunPaths(Path("models") / self.name / f"fold{fold}" / "checkpoint.pt",
-                        Path("predictions") / self.name / f"fold{fold}.npz",
-                        Path("dvclive") / "train" / self.name / f"fold{fold}")
+        init_from = getattr(self.method_config, "init_from", None)
+        if init_from == self.name:
+            raise ConfigError(f"{self.method.name}.init_from: run {self.name!r} cannot start from its own checkpoint")
+        return RunPaths(_checkpoint(self.name, fold), Path("predictions") / self.name / f"fold{fold}.npz",
+                        Path("dvclive") / "train" / self.name / f"fold{fold}",
+                        _checkpoint(init_from, fold) if init_from else None)
 
     def resolved(self) -> dict[str, Any]:
         """The configuration to save beside the run's outputs."""
         return {"run": self.name, "method": self.method.name, self.method.name: to_dict(self.method_config),
                 "optim": to_dict(self.optim)}
+
+
+def _checkpoint(run: str, fold: int) -> Path:
+    return Path("models") / run / f"fold{fold}" / "checkpoint.pt"
 
 
 def parse_assignments(assignments: list[str]) -> dict[str, Any]:

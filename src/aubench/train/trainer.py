@@ -26,6 +26,7 @@ from aubench.data.aus import au_names
 from aubench.data.folds import Fold
 from aubench.errors import ConfigError, ModelError
 from aubench.eval.metrics import score_fold
+from aubench.models.backbones import load_trunk
 from aubench.models.registry import Method
 from aubench.seeding import rng, seed_everything
 from aubench.train import distributed
@@ -67,11 +68,13 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class RunPaths:
-    """Where one method × fold run writes: checkpoint, predictions, DVCLive directory."""
+    """Where one method × fold run writes (checkpoint, predictions, DVCLive directory) and, when its method
+    starts from another run's backbone, the checkpoint it reads that backbone from."""
 
     checkpoint: Path
     predictions: Path
     live_dir: Path
+    backbone_init: Path | None = None
 
 
 def fingerprint(*configs: Any) -> str:
@@ -109,7 +112,11 @@ class FoldTrainer:
         self.dataset = self._dataset(self.train_subjects)
         self.sampler = StepBatchSampler(len(self.dataset), batch_size, config.accumulate, self.topology.world,
                                         self.topology.rank, config.seed)
-        self.model = method.build_model(method_config, len(store.aus)).to(self.device)
+        self.model = method.build_model(method_config, len(store.aus))
+        if paths.backbone_init is not None:
+            load_trunk(self.model, paths.backbone_init)
+            log.info("%s: backbone initialised from this checkpoint", paths.backbone_init)
+        self.model.to(self.device)
         self.loss_fn = method.build_loss(method_config, au_rates).to(self.device)
         self.optimizer = build_optimizer(self.model.parameters(), optim)
         self.autocast_dtype = _autocast_dtype(self.device, config.amp)
@@ -254,7 +261,7 @@ class FoldTrainer:
             return 0
         state = torch.load(path, map_location=self.device, weights_only=False)
         if state.get("fingerprint") != self.key or state.get("finished"):
-            log.info("%s: checkpoint is from a finished run or another configuration; training from scratch", path)
+            log.info("%s: checkpoint is from a finished run or another configuration; training from epoch 1", path)
             return 0
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
