@@ -172,12 +172,20 @@ def test_stf_starts_from_the_same_folds_finished_baseline_backbone(tmp_path):
     config = TrainConfig(input_size=32, epochs=1, batch_size=8)
     baseline = RunPaths(tmp_path / "base.pt", tmp_path / "base.npz", tmp_path / "base_live")
     train_fold(get_method("baseline"), BaselineConfig(), OptimConfig(), config, store, fold, rates, baseline)
-    paths = RunPaths(tmp_path / "stf.pt", tmp_path / "stf.npz", tmp_path / "stf_live", backbone_init=baseline.checkpoint)
-    try:
-        trainer = FoldTrainer(get_method("stf"), STFConfig(clip_length=4, d=8, init_from="baseline"), OptimConfig(),
-                              config, store, fold, rates, paths)
-    finally:
-        distributed.shutdown()
-    trained = torch.load(baseline.checkpoint, weights_only=False)["model"]
+    trained = torch.load(baseline.checkpoint, weights_only=False)
+    retrained = {**trained, "model": {**trained["model"], "trunk.stem.0.weight": -trained["model"]["trunk.stem.0.weight"]}}
+    torch.save(retrained, tmp_path / "retrained.pt")
+
+    def stf_trainer(source: Path) -> FoldTrainer:
+        paths = RunPaths(tmp_path / "stf.pt", tmp_path / "stf.npz", tmp_path / "stf_live", backbone_init=source)
+        try:
+            return FoldTrainer(get_method("stf"), STFConfig(clip_length=4, d=8, init_from="baseline"), OptimConfig(),
+                               config, store, fold, rates, paths)
+        finally:
+            distributed.shutdown()
+
+    trainer = stf_trainer(baseline.checkpoint)
     for key, value in trainer.model.backbone.trunk.state_dict().items():
-        assert torch.equal(value, trained[f"trunk.{key}"]), key
+        assert torch.equal(value, trained["model"][f"trunk.{key}"]), key
+    # A retrained source backbone makes it another run: an interrupted checkpoint of the old one is not resumed.
+    assert stf_trainer(tmp_path / "retrained.pt").key != trainer.key

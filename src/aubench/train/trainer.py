@@ -121,7 +121,9 @@ class FoldTrainer:
         self.optimizer = build_optimizer(self.model.parameters(), optim)
         self.autocast_dtype = _autocast_dtype(self.device, config.amp)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
-        self.key = fingerprint(method_config, optim, config, fold, store.root.name, self.topology.world)
+        # The starting backbone is part of the run: a retrained source must not resume an older run.
+        init_digest = hashlib.sha256(paths.backbone_init.read_bytes()).hexdigest() if paths.backbone_init else None
+        self.key = fingerprint(method_config, optim, config, fold, store.root.name, self.topology.world, init_digest)
         self.best: dict[str, Any] | None = None
         self.last_validation_f1: float | None = None
 
