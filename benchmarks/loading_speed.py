@@ -1,6 +1,6 @@
 """Benchmark: random 16-frame clips with augmentation from the aligned store vs the baseline's training step.
 
-Loading: `aubench.train.data.ClipDataset` (training mode: a random window per sample, one random
+Loading: `aubench.data.samples.ClipDataset` (training mode: a random window per sample, one random
 `train.input_size` crop and flip per clip, labels and masks) through a shuffling `DataLoader`, timed over
 `--batches` batches after one warm-up batch, for each `--workers` count. Consuming: the baseline (ResNet-18
 + per-AU head, weighted BCE, its optimiser from params.yaml) doing forward + backward + step on a batch of
@@ -26,15 +26,15 @@ from torch.utils.data import DataLoader
 from aubench.align.store import AlignedStore, build_store
 from aubench.align.transform import AlignConfig
 from aubench.config import load_params, section
-from aubench.data.clips import ClipSampling
+from aubench.data.samples import ClipSampling
 from aubench.data.datasets import DatasetConfig, load_sequences
 from aubench.eval.speed import timed_rate
 from aubench.io import write_json
 from aubench.landmarks.pipeline import LandmarkConfig, run_landmarks
-from aubench.models.registry import method_configs
-from aubench.train.data import ClipDataset, normalise
+from aubench.train.runs import method_configs
+from aubench.data.samples import ClipDataset, normalise
 from aubench.train.optim import build_optimizer
-from aubench.train.trainer import TrainConfig
+from aubench.train.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,6 @@
-"""DVC stage `efficiency`: parameters, MACs per frame and measured throughput per method → metrics/efficiency.json."""
+"""DVC stage `efficiency`: parameters, MACs per frame and measured throughput of each run in `methods`
+→ metrics/efficiency.json."""
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -9,9 +11,10 @@ from aubench.data.aus import aus_for_layout
 from aubench.data.datasets import DatasetConfig
 from aubench.eval.efficiency_report import EfficiencyConfig, method_efficiency, torchvision_resnet18_reference
 from aubench.io import write_json
-from aubench.models.registry import method_configs
 from aubench.train.distributed import resolve_device
-from aubench.train.trainer import TrainConfig
+from aubench.train.optim import build_optimizer
+from aubench.train.runs import import_plugins, resolve_run
+from aubench.train.config import TrainConfig
 
 
 def main() -> None:
@@ -19,15 +22,17 @@ def main() -> None:
     parser.add_argument("--out", default="metrics/efficiency.json")
     args = parser.parse_args()
     params = load_params(args.params)
+    import_plugins(params)
     config = section(EfficiencyConfig, params, "efficiency")
     train = section(TrainConfig, params, "train")
     num_aus = len(aus_for_layout(section(DatasetConfig, params, "dataset").layout))
     device = resolve_device(train.device)
     report = {"threads": torch.get_num_threads(), "num_aus": num_aus,
               "resnet18_torchvision_1000way_fc": torchvision_resnet18_reference(config.paper_input_size)}
-    for name in config.methods:
-        method, method_config, optim = method_configs(params, name)
-        report[name] = method_efficiency(method, method_config, optim, num_aus, train.input_size, config, device)
+    for name in params.get("methods") or ():
+        run = resolve_run(params, name)
+        report[name] = method_efficiency(run.method, run.method_config, partial(build_optimizer, config=run.optim),
+                                         num_aus, train.input_size, config, device)
     write_json(Path(args.out), report)
 
 

@@ -7,7 +7,7 @@ from aubench.cli import run_stage, stage_parser
 from aubench.config import load_params, section
 from aubench.eval.report import EvaluateConfig, evaluate_method
 from aubench.io import write_json
-from aubench.train.runs import AblateConfig
+from aubench.train.config import AblateConfig
 
 
 def main() -> None:

@@ -11,8 +11,10 @@ from aubench.io import write_json
 
 
 def make_store(root: Path, subjects: int = 4, frames: int = 24, crop: int = 40, seed: int = 0) -> Path:
-    """Write an aligned store: each AU i brightens its own horizontal band of the crop when present."""
+    """Write an aligned store: each AU i brightens its own horizontal band of the crop when present; every
+    frame has 68 landmarks (their own random generator, so the pixels and labels do not depend on them)."""
     draws = np.random.default_rng(seed)
+    point_draws = np.random.default_rng([seed, 68])
     root.mkdir(parents=True, exist_ok=True)
     sequences = []
     bands = np.array_split(np.arange(crop), len(BP4D_AUS))
@@ -23,7 +25,8 @@ def make_store(root: Path, subjects: int = 4, frames: int = 24, crop: int = 40, 
         images = draws.integers(0, 80, (frames, crop, crop, 3), dtype=np.uint8)
         for au, rows in enumerate(bands):
             images[:, rows] += (120 * (labels[:, au] == 1)).astype(np.uint8)[:, None, None, None]
-        sequences.append(write_sequence(root, subject, images, labels=labels))
+        points = point_draws.uniform(0, crop - 1, (frames, 68, 2)).astype(np.float32)
+        sequences.append(write_sequence(root, subject, images, labels=labels, points=points))
     return write_index(root, sequences, crop)
 
 

@@ -1,10 +1,10 @@
-"""Typed params sections reject typos and wrong types (conventions.md: config)."""
+"""Typed params sections reject typos and wrong types."""
 import pytest
 
 from aubench.config import from_mapping, section, to_dict
 from aubench.data.datasets import DatasetConfig
 from aubench.errors import ConfigError
-from aubench.train.trainer import TrainConfig
+from aubench.train.config import TrainConfig
 
 
 def test_unknown_key_names_the_nearest_valid_one():

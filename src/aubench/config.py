@@ -2,9 +2,14 @@
 
 Each section is a frozen dataclass. `from_mapping` rejects unknown keys with the nearest valid name, so a
 typo in `dvc exp run -S` fails loudly instead of being silently ignored.
+
+Profiles: every section holds the papers' values; the top-level `profile` selects an overlay from
+`profiles` (`cpu`: the CPU-sized default run, one block of overrides by section, each with its reason)
+or none (`paper`). `load_params` returns the params with the selected overlay applied.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import types
@@ -19,8 +24,8 @@ from aubench.errors import ConfigError
 T = TypeVar("T")
 
 
-def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
-    """Read the whole params file as a plain mapping."""
+def load_params(path: str | Path = "params.yaml", profile: bool = True) -> dict[str, Any]:
+    """Read the whole params file as a plain mapping, with the selected profile applied (`profile`)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: params file not found (run from the project root)")
@@ -28,7 +33,35 @@ def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
         params = yaml.safe_load(handle) or {}
     if not isinstance(params, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
-    return params
+    return apply_profile(params) if profile else params
+
+
+def apply_profile(params: dict[str, Any]) -> dict[str, Any]:
+    """`params` with the overlay `profiles.<profile>` applied (`paper`, the default, applies none)."""
+    name = params.get("profile", "paper")
+    if name == "paper":
+        return params
+    profiles = params.get("profiles") or {}
+    if name not in profiles:
+        raise ConfigError(f"profile: unknown profile {name!r}; use paper or one of {', '.join(profiles) or '(none)'}")
+    patched = copy.deepcopy(params)
+    for section_name, changes in (profiles[name] or {}).items():
+        if section_name not in patched:
+            raise ConfigError(f"profiles.{name}.{section_name}: params.yaml has no section {section_name!r}")
+        for dotted, value in (changes or {}).items():
+            set_dotted(patched[section_name], dotted, value, f"profiles.{name}.{section_name}")
+    return patched
+
+
+def set_dotted(mapping: dict[str, Any], dotted: str, value: Any, where: str) -> None:
+    """mapping["a"]["b"] = value for dotted = "a.b" (creating missing subsections)."""
+    *parents, leaf = str(dotted).split(".")
+    target = mapping
+    for parent in parents:
+        target = target.setdefault(parent, {})
+        if not isinstance(target, dict):
+            raise ConfigError(f"{where}.{dotted}: {parent!r} is not a section")
+    target[leaf] = copy.deepcopy(value)
 
 
 def from_mapping(cls: type[T], mapping: Any, where: str) -> T:

@@ -1,4 +1,4 @@
-"""Learning-rate schedules, including STF eq. 7 (stf.md §4) on the spec's worked values."""
+"""Learning-rate schedules, including STF eq. 7 (docs/methods/stf.md, "Loss and training") on hand-worked values."""
 import pytest
 import torch
 

@@ -1,45 +1,73 @@
-"""Runs and ablation variants resolve to the right method config; typos fail loudly."""
+"""Runs (main runs and ablation variants alike) resolve to the right method config; typos fail loudly."""
 import pytest
 
 from aubench.errors import ConfigError
-from aubench.train.runs import parse_assignments, resolve_run
+from aubench.train.runs import parse_assignments, resolve_run, run_specs
 
 PARAMS = {
-    "stf": {"clip_length": 16, "optim": {"lr": 0.01, "optimizer": "sgd"}},
-    "ablations": {"stf_A1_baseline": {"method": "stf", "overrides": {"use_srm": False, "use_trm": False,
-                                                                      "use_sff": False}},
-                  "stf_K5": {"method": "stf", "overrides": {"srm_top_k": 5}}},
+    "k": 4,
+    "stf": {"clip_length": 16, "srm_top_k": 3, "optim": {"lr": 0.01, "optimizer": "sgd"}},
+    "ablate": {"folds": [1], "epochs": 2},
+    "train": {"epochs": 5},
+    "runs": {"scratch": [{"name": "baseline", "method": "baseline", "key": "baseline"}],
+             "from_upstream": [{"name": "stf", "method": "stf", "key": "k", "upstream": "baseline"}],
+             "ablation": [{"name": "stf_A1_baseline", "method": "stf", "key": "variants.stf_A1_baseline",
+                           "upstream": "baseline"},
+                          {"name": "stf_K5", "method": "stf", "key": "variants.stf_K5", "upstream": "baseline"}]},
+    "variants": {"stf_A1_baseline": {"use_srm": False, "use_trm": False, "use_sff": False},
+                 "stf_K5": {"srm_top_k": 5, "optim.lr": 0.02}},
 }
 
 
-def test_method_run_with_command_line_override():
-    run = resolve_run(PARAMS, method="stf", overrides=parse_assignments(["srm_top_k=4", "optim.lr=0.02"]))
-    assert run.name == "stf" and run.method_config.srm_top_k == 4 and run.optim.lr == 0.02
+def test_main_run_takes_its_top_level_key_and_command_line_overrides():
+    run = resolve_run(PARAMS, "stf")
+    assert run.method_config.srm_top_k == 4  # STF's `k`
+    run = resolve_run(PARAMS, "stf", overrides=parse_assignments(["srm_top_k=2", "optim.lr=0.02"]))
+    assert run.name == "stf" and run.method_config.srm_top_k == 2 and run.optim.lr == 0.02
     assert run.paths(2).predictions.as_posix() == "predictions/stf/fold2.npz"
     assert PARAMS["stf"]["optim"]["lr"] == 0.01  # params are not modified in place
+    assert run.train_config(PARAMS).epochs == 5
 
 
-def test_variant_applies_its_overrides_on_the_method_section():
-    run = resolve_run(PARAMS, variant="stf_A1_baseline")
+def test_variant_applies_its_overrides_on_the_method_section_and_the_ablation_protocol():
+    run = resolve_run(PARAMS, "stf_A1_baseline")
     assert run.name == "stf_A1_baseline" and run.method.name == "stf"
     assert not (run.method_config.use_srm or run.method_config.use_trm or run.method_config.use_sff)
-    assert run.optim.lr == 0.01
+    assert run.method_config.srm_top_k == 3  # variants do not read `k`
+    assert run.optim.lr == 0.01 and run.train_config(PARAMS).epochs == 2
     assert run.paths(1).checkpoint.as_posix() == "models/stf_A1_baseline/fold1/checkpoint.pt"
-    assert resolve_run(PARAMS, variant="stf_K5").method_config.srm_top_k == 5
+    k5 = resolve_run(PARAMS, "stf_K5")
+    assert k5.method_config.srm_top_k == 5 and k5.optim.lr == 0.02
 
 
-def test_unknown_variant_key_or_assignment_is_an_error():
-    with pytest.raises(ConfigError, match="ablations.stf_K9"):
-        resolve_run(PARAMS, variant="stf_K9")
+def test_unknown_run_key_or_assignment_is_an_error():
+    with pytest.raises(ConfigError, match="no run named 'stf_K9'"):
+        resolve_run(PARAMS, "stf_K9")
     with pytest.raises(ConfigError, match="srm_topk: unknown key; did you mean 'srm_top_k'"):
-        resolve_run(PARAMS, method="stf", overrides={"srm_topk": 2})
+        resolve_run(PARAMS, "stf", overrides={"srm_topk": 2})
     with pytest.raises(ConfigError, match="expected key=value"):
         parse_assignments(["srm_top_k"])
+    missing = {**PARAMS, "variants": {}}
+    with pytest.raises(ConfigError, match="names key 'variants.stf_K5'"):
+        resolve_run(missing, "stf_K5")
+
+
+def test_run_entries_are_checked():
+    scratch_with_upstream = {"runs": {"scratch": [{"name": "a", "method": "stf", "key": "k", "upstream": "b"}]}}
+    with pytest.raises(ConfigError, match="must not name an upstream"):
+        run_specs(scratch_with_upstream)
+    twice = {"runs": {"scratch": [{"name": "a", "method": "stf", "key": "k"}] * 2}}
+    with pytest.raises(ConfigError, match="used twice"):
+        run_specs(twice)
+    with pytest.raises(ConfigError, match="unknown group"):
+        run_specs({"runs": {"main": []}})
 
 
 def test_a_run_initialised_from_another_reads_that_runs_checkpoint_on_the_same_fold():
-    variant = resolve_run(PARAMS, variant="stf_A1_baseline", overrides={"init_from": "baseline"})
-    assert variant.paths(3).backbone_init.as_posix() == "models/baseline/fold3/checkpoint.pt"
-    assert resolve_run(PARAMS, method="stf").paths(1).backbone_init is None
+    variant = resolve_run(PARAMS, "stf_A1_baseline", overrides={"init_from": "baseline"})
+    assert variant.paths(3).upstream["backbone"].as_posix() == "models/baseline/fold3/checkpoint.pt"
+    assert resolve_run(PARAMS, "stf").paths(1).upstream == {}
     with pytest.raises(ConfigError, match="cannot start from its own checkpoint"):
-        resolve_run(PARAMS, method="stf", overrides={"init_from": "stf"}).paths(1)
+        resolve_run(PARAMS, "stf", overrides={"init_from": "stf"}).paths(1)
+    with pytest.raises(ConfigError, match="names upstream 'baseline'"):
+        resolve_run(PARAMS, "stf", overrides={"init_from": "stf_K5"}).paths(1)

@@ -42,7 +42,8 @@ def make_run_dir(root: Path, **train) -> Path:
     labels = {sequence.subject: store.labels(sequence.key) for sequence in store.sequences}
     write_json(root / "data" / "folds.json", build_fold_table("synthau", store.aus, labels, seed=0))
     params = {"train": {"seed": 0, "input_size": 32, "epochs": 3, "batch_size": 8, "num_workers": 0, **train},
-              "baseline": {"optim": {"lr": 0.003}}}
+              "baseline": {"optim": {"lr": 0.003}},
+              "runs": {"scratch": [{"name": "baseline", "method": "baseline", "key": "baseline"}]}}
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     return root
 
@@ -51,7 +52,7 @@ def run_stage(cwd: Path, *extra: str, env: dict | None = None, launcher: list[st
               fold: int = 1) -> subprocess.CompletedProcess:
     environment = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}", "OMP_NUM_THREADS": "1",
                    **(env or {})}
-    command = (launcher or [sys.executable]) + [*extra, str(TRAIN_STAGE), "--method", "baseline", "--fold", str(fold)]
+    command = (launcher or [sys.executable]) + [*extra, str(TRAIN_STAGE), "baseline", "--fold", str(fold)]
     return subprocess.run(command, cwd=cwd, env=environment, capture_output=True, text=True, timeout=300)
 
 
@@ -71,7 +72,7 @@ def test_same_seed_gives_identical_predictions(tmp_path):
 def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     reference, interrupted = make_run_dir(tmp_path / "ref"), make_run_dir(tmp_path / "kill")
     assert run_stage(reference).returncode == 0
-    # 16 training frames / batch 8 = 2 steps per epoch: forward call 4 is the 2nd step of epoch 2.
+    # 48 training frames / batch 8 = 6 steps per epoch: forward call 8 is the 2nd step of epoch 2.
     killed = run_stage(interrupted, "-c", KILLER, env={"KILL_AT_FORWARD": "8"})
     assert killed.returncode == -9
     state = torch.load(interrupted / "models" / "baseline" / "fold1" / "checkpoint.pt", weights_only=False)
@@ -110,26 +111,40 @@ def test_ddp_two_gloo_processes_match_gradient_accumulation(tmp_path):
     assert predictions(ddp).shape == predictions(single).shape
 
 
-def test_epoch_hook_runs_before_every_epoch_and_validation_split_is_logged(tmp_path):
-    """The plug-in hook (LAC/CIU) sees each epoch once; validation F1 comes from held-out training subjects."""
+def test_epoch_hooks_run_around_every_epoch_and_validation_split_is_logged(tmp_path):
+    """A method's hooks see each epoch start and end once (with the epoch's loss terms) and every optimiser
+    step; validation F1 comes from held-out training subjects."""
     import dataclasses
 
     from aubench.data.folds import read_fold
     from aubench.io import read_json
     from aubench.models.baseline import BaselineConfig
-    from aubench.models.registry import get_method
+    from aubench.models.registry import Hooks, get_method
     from aubench.train.optim import OptimConfig
-    from aubench.train.trainer import RunPaths, TrainConfig, train_fold
+    from aubench.train.config import RunPaths, TrainConfig
+    from aubench.train.trainer import train_fold
 
-    seen = []
-    method = dataclasses.replace(get_method("baseline"), on_epoch_start=lambda model, loss, epoch: seen.append(epoch))
+    seen, steps = [], []
+
+    class Recorder(Hooks):
+        def on_epoch_start(self, epoch):
+            seen.append(("start", epoch))
+
+        def after_optimizer_step(self):
+            steps.append(len(seen))
+
+        def on_epoch_end(self, epoch, terms):
+            seen.append(("end", epoch, sorted(terms)))
+
+    method = dataclasses.replace(get_method("baseline"), hooks=lambda config, model, loss: Recorder())
     store = AlignedStore.open(make_store(tmp_path / "store", subjects=6, frames=16))
     labels = {sequence.subject: store.labels(sequence.key) for sequence in store.sequences}
     fold, rates = read_fold(build_fold_table("synthau", store.aus, labels, seed=0), 1)
     config = TrainConfig(input_size=32, epochs=3, batch_size=8, validation_subjects=1, early_stopping_patience=5)
     paths = RunPaths(tmp_path / "ckpt.pt", tmp_path / "pred.npz", tmp_path / "live")
     train_fold(method, BaselineConfig(), OptimConfig(), config, store, fold, rates, paths)
-    assert seen == [0, 1, 2]
+    assert seen == [event for epoch in range(3) for event in (("start", epoch), ("end", epoch, ["loss"]))]
+    assert steps and steps.count(1) == steps.count(3) == steps.count(5) == len(steps) // 3  # steps inside epochs
     logged = read_json(tmp_path / "live" / "metrics.json")
     assert "mean_f1" in logged["validation"] and "AU12" in logged["validation"]["f1"]
     assert torch.load(paths.checkpoint, weights_only=False)["best"]["epoch"] in (1, 2, 3)
@@ -141,7 +156,8 @@ def test_clip_mode_method_trains_and_predicts_every_frame_once(tmp_path):
     from aubench.models.registry import get_method
     from aubench.models.stf import STFConfig
     from aubench.train.optim import OptimConfig
-    from aubench.train.trainer import RunPaths, TrainConfig, train_fold
+    from aubench.train.config import RunPaths, TrainConfig
+    from aubench.train.trainer import train_fold
 
     store = AlignedStore.open(make_store(tmp_path / "store", subjects=3, frames=18))
     labels = {sequence.subject: store.labels(sequence.key) for sequence in store.sequences}
@@ -157,14 +173,15 @@ def test_clip_mode_method_trains_and_predicts_every_frame_once(tmp_path):
 
 
 def test_stf_starts_from_the_same_folds_finished_baseline_backbone(tmp_path):
-    """`RunPaths.backbone_init`: the engine loads that checkpoint's trunk before training (and before resume)."""
+    """`RunPaths.upstream`: the engine loads that checkpoint's trunk before training (and before resume)."""
     from aubench.data.folds import read_fold
     from aubench.models.baseline import BaselineConfig
     from aubench.models.registry import get_method
     from aubench.models.stf import STFConfig
     from aubench.train import distributed
     from aubench.train.optim import OptimConfig
-    from aubench.train.trainer import FoldTrainer, RunPaths, TrainConfig, train_fold
+    from aubench.train.config import RunPaths, TrainConfig
+    from aubench.train.trainer import FoldTrainer, train_fold
 
     store = AlignedStore.open(make_store(tmp_path / "store", subjects=3, frames=8))
     labels = {sequence.subject: store.labels(sequence.key) for sequence in store.sequences}
@@ -177,7 +194,7 @@ def test_stf_starts_from_the_same_folds_finished_baseline_backbone(tmp_path):
     torch.save(retrained, tmp_path / "retrained.pt")
 
     def stf_trainer(source: Path) -> FoldTrainer:
-        paths = RunPaths(tmp_path / "stf.pt", tmp_path / "stf.npz", tmp_path / "stf_live", backbone_init=source)
+        paths = RunPaths(tmp_path / "stf.pt", tmp_path / "stf.npz", tmp_path / "stf_live", upstream={"backbone": source})
         try:
             return FoldTrainer(get_method("stf"), STFConfig(clip_length=4, d=8, init_from="baseline"), OptimConfig(),
                                config, store, fold, rates, paths)

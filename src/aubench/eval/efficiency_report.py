@@ -6,6 +6,7 @@ figures were produced with: torchvision's ResNet-18 at 256×256 then gives STF T
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,48 +16,41 @@ import torchvision
 from aubench.eval.efficiency import count_macs, count_parameters, per_frame_macs
 from aubench.eval.speed import bare_training_rate, inference_rate
 from aubench.models.registry import Method
-from aubench.train.data import normalise
-from aubench.train.optim import OptimConfig, build_optimizer
+
+OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
 
 
 @dataclass(frozen=True)
 class EfficiencyConfig:
     """The `efficiency` params section."""
 
-    methods: tuple[str, ...] = ("baseline",)
     paper_input_size: int = 256
     measure_frames: int = 16
     measure_steps: int = 3
 
 
-def example_input(method: Method, method_config: Any, size: int, frames: int, device: torch.device) -> torch.Tensor:
-    """A normalised random input of `frames` frames: (frames, 3, S, S), or clips (frames // T, T, 3, S, S)."""
-    if method.data_mode == "clips":
-        length = method_config.clips.length
-        shape = (max(1, frames // length), length, 3, size, size)
-    else:
-        shape = (frames, 3, size, size)
-    generator = torch.Generator().manual_seed(0)
-    return normalise(torch.randint(0, 256, shape, dtype=torch.uint8, generator=generator).to(device))
+def model_cost(method: Method, method_config: Any, num_aus: int, input_size: int = 256) -> tuple[int, int]:
+    """Parameters and MACs per frame of a method's model at `input_size`² (one place for every report)."""
+    model = method.build_model(method_config, num_aus)
+    sampling = method.sampling(method_config)
+    example = sampling.example_input(input_size, sampling.frames_per_sample)
+    count = per_frame_macs if sampling.frames_per_sample > 1 else count_macs
+    return count_parameters(model), int(count(model, example, include_batchnorm=True))
 
 
-def method_efficiency(method: Method, method_config: Any, optim: OptimConfig, num_aus: int, run_input_size: int,
-                      config: EfficiencyConfig, device: torch.device) -> dict[str, Any]:
+def method_efficiency(method: Method, method_config: Any, make_optimizer: OptimizerFactory, num_aus: int,
+                      run_input_size: int, config: EfficiencyConfig, device: torch.device) -> dict[str, Any]:
     """Size and cost of one method's model, and its measured throughput at the run's input size."""
+    parameters, macs = model_cost(method, method_config, num_aus, config.paper_input_size)
     model = method.build_model(method_config, num_aus).to(device)
-    paper_input = example_input(method, method_config, config.paper_input_size, 1, torch.device("cpu"))
-    cpu_model = method.build_model(method_config, num_aus)
-    count = per_frame_macs if method.data_mode == "clips" else count_macs
-    macs = count(cpu_model, paper_input, include_batchnorm=True)
-    images = example_input(method, method_config, run_input_size, config.measure_frames, device)
+    sampling = method.sampling(method_config)
+    images = sampling.example_input(run_input_size, config.measure_frames, device)
     scores = model(images)
     targets = (torch.rand(scores.shape, generator=torch.Generator().manual_seed(1)) < 0.3).long().to(device)
     loss_fn = method.build_loss(method_config, torch.full((num_aus,), 0.3).numpy()).to(device)
-    frames_per_item = images.shape[1] if method.data_mode == "clips" else 1
-    training = bare_training_rate(model, loss_fn, build_optimizer(model.parameters(), optim), images, targets,
-                                  steps=config.measure_steps, warmup=1) * frames_per_item
-    return {"parameters": count_parameters(model), "macs_per_frame": int(macs),
-            "input_size": config.paper_input_size,
+    training = bare_training_rate(model, loss_fn, make_optimizer(method.trainable(model)), images, targets,
+                                  steps=config.measure_steps, warmup=1) * sampling.frames_per_sample
+    return {"parameters": parameters, "macs_per_frame": macs, "input_size": config.paper_input_size,
             "train_frames_per_s": round(training, 2), "inference_frames_per_s": round(
                 inference_rate(model, images, steps=config.measure_steps, warmup=1), 2),
             "measured_at_input_size": run_input_size, "device": str(device)}

@@ -18,15 +18,24 @@ import time
 from dataclasses import asdict, dataclass
 from itertools import repeat
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
-from aubench.data.datasets import SequenceRecord
 from aubench.errors import ConfigError, DataError
 from aubench.landmarks.resume import KEY_FIELD, digest, package_versions, remove_stale, source_digest, stored_key
 from aubench.landmarks.tracking import (DETECTED, LEFT_EYE, NO_FACE, RIGHT_EYE, TRACKED,  # noqa: F401 (re-exported)
                                         KeyFrameTracker)
 from aubench.parallel import progress_map
+
+
+class SequenceRecord(Protocol):
+    """What this stage reads of a dataset sequence (`aubench.data.datasets.SequenceRecord`; the data
+    package sits above this one, since SynthAU fits its source photos with the dlib backend)."""
+
+    key: str
+    frames: Any
+    frame_numbers: np.ndarray
 
 log = logging.getLogger(__name__)
 

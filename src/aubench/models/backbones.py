@@ -7,6 +7,7 @@ finished checkpoint (e.g. the same fold's baseline).
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import torch
@@ -39,16 +40,26 @@ def _cached_imagenet_weights(name: str) -> dict[str, torch.Tensor]:
 
 
 class ResNetTrunk(nn.Module):
-    """ResNet stem and stages 1–4: images (B, 3, H, W) → feature maps (B, C, H/32, W/32)."""
+    """ResNet stem and stages 1–4: images (B, 3, H, W) → feature maps (B, C, H/32, W/32).
 
-    def __init__(self, resnet: nn.Module) -> None:
+    `frozen`: a fixed feature extractor — no gradients, BatchNorm statistics kept (always in eval mode),
+    and no activations stored for a backward pass.
+    """
+
+    def __init__(self, resnet: nn.Module, frozen: bool = False) -> None:
         super().__init__()
         self.stem = nn.Sequential(resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool)
         self.stages = nn.Sequential(resnet.layer1, resnet.layer2, resnet.layer3, resnet.layer4)
         self.out_channels = resnet.fc.in_features
+        self.frozen = frozen
+        self.requires_grad_(not frozen)
+
+    def train(self, mode: bool = True) -> "ResNetTrunk":
+        return super().train(mode and not self.frozen)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.stages(self.stem(images))
+        with torch.no_grad() if self.frozen else contextlib.nullcontext():
+            return self.stages(self.stem(images))
 
 
 def load_trunk(model: nn.Module, checkpoint: Path) -> None:

@@ -1,6 +1,7 @@
 """The baseline: backbone → global average pooling → per-AU linear head, trained with weighted BCE.
 
-It is row "1" of every ablation table (pipeline.md, method `baseline`).
+The plain single-frame reference every method is compared with (not STF's Table 1 row 1, which keeps
+STF's per-AU projections and cosine classifier). Its choices are listed in docs/methods/baseline.md.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from aubench.errors import ConfigError
 from aubench.losses.weighted_bce import WeightedBCELoss, stf_au_weights
 from aubench.models.backbones import ResNetTrunk, build_resnet
 from aubench.models.registry import Method, register
@@ -21,6 +23,12 @@ class BaselineConfig:
 
     backbone: str = "resnet18"
     pretrained: bool = False
+    init_from: str | None = None  # a finished run (same fold) whose backbone this one starts from
+
+    def __post_init__(self) -> None:
+        if self.pretrained and self.init_from:
+            raise ConfigError(f"baseline.pretrained and baseline.init_from ({self.init_from!r}) both set the "
+                              "backbone's starting weights; choose one")
 
 
 class Baseline(nn.Module):
@@ -44,4 +52,4 @@ def build_loss(config: BaselineConfig, au_rates: np.ndarray) -> WeightedBCELoss:
     return WeightedBCELoss(stf_au_weights(au_rates))
 
 
-METHOD = register(Method("baseline", BaselineConfig, build_model, build_loss, data_mode="frames"))
+METHOD = register(Method("baseline", BaselineConfig, build_model, build_loss))

@@ -1,63 +1,160 @@
-"""What one training run is: a method, or a named ablation variant of one, with its resolved config.
+"""What one training run is: a method, the params key that holds its own settings, the run it starts
+from, and the protocol it follows — resolved into typed configs and paths.
 
-A run is named after its method (`stf`) or its variant (`stf_A1_baseline`); its checkpoint, predictions
-and DVCLive log live under that name. Variants are entries of the `ablations` params section:
-`{method: stf, overrides: {use_srm: false, optim.lr: 0.001}}`. `--set key=value` on the command line
-applies the same kind of override (dvc.yaml uses it to feed the top-level `k` into STF's Top-K).
+Runs are listed in the `runs` params section, by the dependency shape that dvc.yaml trains them with:
+`scratch` (no upstream run), `from_upstream` (starts from another run's finished checkpoint on the same
+fold) and `ablation` (like `from_upstream`, on `ablate.folds` for `ablate.epochs`). Each entry is
+`{name, method, key, upstream?}`; `key` names the one params key, besides the method's section, that
+the run depends on:
+- the method's own section name: the run is the method as its section says;
+- a top-level key the method declares (`Method.top_level`, e.g. STF's `k` → `srm_top_k`);
+- a mapping such as `variants.stf_A5_wo_trm`: overrides of the method's section (dotted keys reach into
+  subsections, `optim.lr: 0.01`).
+A run's checkpoint, predictions and DVCLive log live under its name.
 """
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+import importlib
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from aubench.config import to_dict
+import aubench.models  # noqa: F401  (registers the built-in methods)
+from aubench.config import from_mapping, section, set_dotted, to_dict
 from aubench.errors import ConfigError
-from aubench.models.registry import Method, method_configs
+from aubench.models.registry import Method, get_method
 from aubench.train.optim import OptimConfig
-from aubench.train.trainer import RunPaths
+from aubench.train.config import AblateConfig, RunPaths, TrainConfig
+
+RUN_GROUPS = ("scratch", "from_upstream", "ablation")
 
 
 @dataclass(frozen=True)
-class AblateConfig:
-    """The `ablate` params section: which variants the pipeline runs, on which folds, for how long.
+class RunSpec:
+    """One entry of the `runs` params section."""
 
-    `epochs` overrides `train.epochs` for ablation runs only (null = the same schedule as the main runs).
-    """
-
-    variants: tuple[str, ...] = ()
-    folds: tuple[int, ...] = (1, 2, 3)
-    epochs: int | None = None
+    name: str
+    method: str
+    key: str
+    group: str
+    upstream: str | None = None
 
 
 @dataclass(frozen=True)
 class Run:
     """A resolved training run."""
 
-    name: str
+    spec: RunSpec
     method: Method
     method_config: Any
     optim: OptimConfig
 
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
     def paths(self, fold: int) -> RunPaths:
-        init_from = getattr(self.method_config, "init_from", None)
-        if init_from == self.name:
-            raise ConfigError(f"{self.method.name}.init_from: run {self.name!r} cannot start from its own checkpoint")
-        return RunPaths(_checkpoint(self.name, fold), Path("predictions") / self.name / f"fold{fold}.npz",
-                        Path("dvclive") / "train" / self.name / f"fold{fold}",
-                        _checkpoint(init_from, fold) if init_from else None)
+        """Outputs of this run on `fold`, and the checkpoints of the upstream runs it starts from."""
+        upstream = {}
+        for slot, source in self.method.upstream(self.method_config).items():
+            if source == self.name:
+                raise ConfigError(f"runs.{self.name}: a run cannot start from its own checkpoint")
+            if source != self.spec.upstream:
+                raise ConfigError(f"runs.{self.spec.group}: run {self.name!r} starts its {slot} from {source!r} "
+                                  f"but its entry names upstream {self.spec.upstream!r}; dvc.yaml tracks only "
+                                  "the entry's upstream, so set `upstream` to the run it starts from")
+            upstream[slot] = checkpoint_path(source, fold)
+        return RunPaths(checkpoint_path(self.name, fold), Path("predictions") / self.name / f"fold{fold}.npz",
+                        Path("dvclive") / "train" / self.name / f"fold{fold}", upstream)
+
+    def train_config(self, params: dict[str, Any]) -> TrainConfig:
+        """The engine settings of this run (ablation runs take `ablate.epochs`)."""
+        config = section(TrainConfig, params, "train")
+        if self.spec.group == "ablation":
+            epochs = section(AblateConfig, params, "ablate").epochs
+            config = replace(config, epochs=epochs or config.epochs)
+        return config
 
     def resolved(self) -> dict[str, Any]:
         """The configuration to save beside the run's outputs."""
-        return {"run": self.name, "method": self.method.name, self.method.name: to_dict(self.method_config),
+        return {"run": self.name, "method": self.method.name, "key": self.spec.key, "group": self.spec.group,
+                "upstream": self.spec.upstream, self.method.name: to_dict(self.method_config),
                 "optim": to_dict(self.optim)}
 
 
-def _checkpoint(run: str, fold: int) -> Path:
+def checkpoint_path(run: str, fold: int) -> Path:
     return Path("models") / run / f"fold{fold}" / "checkpoint.pt"
+
+
+def import_plugins(params: dict[str, Any]) -> None:
+    """Import the modules of the `plugins` params key: methods defined outside this package register
+    themselves on import, so they train without any edit under src/."""
+    for module in params.get("plugins") or ():
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise ConfigError(f"plugins: cannot import {module!r} ({error}); is its folder on PYTHONPATH?") from error
+
+
+def run_specs(params: dict[str, Any]) -> dict[str, RunSpec]:
+    """Every run of the `runs` section by name."""
+    runs = params.get("runs") or {}
+    unknown = set(runs) - set(RUN_GROUPS)
+    if unknown:
+        raise ConfigError(f"runs: unknown group(s) {sorted(unknown)}; use {', '.join(RUN_GROUPS)}")
+    specs: dict[str, RunSpec] = {}
+    for group in RUN_GROUPS:
+        for index, entry in enumerate(runs.get(group) or ()):
+            spec = from_mapping(RunSpec, {**entry, "group": group}, f"runs.{group}[{index}]")
+            if spec.name in specs:
+                raise ConfigError(f"runs.{group}: run name {spec.name!r} is used twice")
+            if (spec.upstream is None) != (group == "scratch"):
+                raise ConfigError(f"runs.{group}: run {spec.name!r} " + ("must not name an upstream run"
+                                  if group == "scratch" else "needs an upstream run"))
+            specs[spec.name] = spec
+    return specs
+
+
+def method_configs(params: dict[str, Any], name: str, overrides: dict[str, Any] | None = None
+                   ) -> tuple[Method, Any, OptimConfig]:
+    """The method called `name`, its typed params section (with `overrides`) and its `optim` subsection."""
+    method = get_method(name)
+    patched = copy.deepcopy(params.get(name) or {})
+    for dotted, value in (overrides or {}).items():
+        set_dotted(patched, dotted, value, f"{name}")
+    optim = from_mapping(OptimConfig, patched.pop("optim", {}), f"{name}.optim")
+    return method, from_mapping(method.config_type, patched, name), optim
+
+
+def run_overrides(params: dict[str, Any], spec: RunSpec, method: Method) -> dict[str, Any]:
+    """What the run's `key` changes in its method's section."""
+    if spec.key == spec.method:
+        return {}
+    if spec.key in method.top_level:
+        return {method.top_level[spec.key]: params.get(spec.key)}
+    value: Any = params
+    for part in spec.key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise ConfigError(f"runs: run {spec.name!r} names key {spec.key!r}, which params.yaml does not have")
+        value = value[part]
+    if not isinstance(value, dict):
+        raise ConfigError(f"{spec.key}: expected a mapping of overrides of the {spec.method!r} section")
+    return value
+
+
+def resolve_run(params: dict[str, Any], name: str, overrides: dict[str, Any] | None = None) -> Run:
+    """The run called `name`, with `overrides` (command-line `--set`) applied last."""
+    specs = run_specs(params)
+    if name not in specs:
+        raise ConfigError(f"runs: no run named {name!r}; known: {', '.join(specs) or 'none'}")
+    spec = specs[name]
+    method = get_method(spec.method)
+    changes = {**run_overrides(params, spec, method), **(overrides or {})}
+    _, method_config, optim = method_configs(params, spec.method, changes)
+    return Run(spec, method, method_config, optim)
 
 
 def parse_assignments(assignments: list[str]) -> dict[str, Any]:
@@ -69,27 +166,3 @@ def parse_assignments(assignments: list[str]) -> dict[str, Any]:
             raise ConfigError(f"--set {assignment!r}: expected key=value")
         parsed[key.strip()] = yaml.safe_load(value)
     return parsed
-
-
-def resolve_run(params: dict[str, Any], method: str | None = None, variant: str | None = None,
-                overrides: dict[str, Any] | None = None) -> Run:
-    """The run for `method`, or for ablation `variant`, with `overrides` applied to the method's section."""
-    changes = dict(overrides or {})
-    if variant is not None:
-        entry = params.get("ablations", {}).get(variant)
-        if entry is None:
-            raise ConfigError(f"ablations.{variant}: no such ablation variant in params.yaml")
-        method = entry["method"]
-        changes = {**entry.get("overrides", {}), **changes}
-    if method is None:
-        raise ConfigError("a training run needs --method or --variant")
-    patched = copy.deepcopy(params)
-    section = patched.setdefault(method, {})
-    for dotted, value in changes.items():
-        *parents, leaf = dotted.split(".")
-        target = section
-        for parent in parents:
-            target = target.setdefault(parent, {})
-        target[leaf] = value
-    resolved_method, method_config, optim = method_configs(patched, method)
-    return Run(variant or method, resolved_method, method_config, optim)

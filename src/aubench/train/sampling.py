@@ -4,7 +4,8 @@ Each epoch draws one permutation from (seed, epoch). Step s takes the global bat
 perm[s·B:(s+1)·B] and cuts it into `accumulate × world` equal chunks; rank r processes chunk
 a·world + r at micro-step a. So 2 DDP ranks see exactly what one process accumulating over 2
 micro-batches sees, and runs are reproducible and resumable. The incomplete last batch is dropped
-(every rank must take the same number of steps).
+(every rank must take the same number of steps). With `fraction` < 1 an epoch takes only the first
+`fraction` of its permutation: a different share of the samples every epoch.
 """
 from __future__ import annotations
 
@@ -20,9 +21,9 @@ class StepBatchSampler(Sampler[list[int]]):
     """Yields this rank's micro-batches of dataset indices, in order, for one epoch."""
 
     def __init__(self, size: int, batch_size: int, accumulate: int = 1, world: int = 1, rank: int = 0,
-                 seed: int = 0) -> None:
+                 seed: int = 0, fraction: float = 1.0) -> None:
         chunks = accumulate * world
-        self.size, self.batch_size = size, batch_size
+        self.size, self.batch_size, self.fraction = size, batch_size, fraction
         self.accumulate, self.world, self.rank, self.seed = accumulate, world, rank, seed
         self.epoch = 0
         if batch_size % chunks:
@@ -38,14 +39,14 @@ class StepBatchSampler(Sampler[list[int]]):
             self._check_size()
 
     def _check_size(self) -> None:
-        if self.size < self.batch_size:
-            raise ConfigError(f"train.batch_size: {self.size} training samples are fewer than one batch of "
-                              f"{self.batch_size}; lower the batch size or use more data")
+        if self.steps < 1:
+            raise ConfigError(f"train.batch_size: {self.size} training samples (× epoch_fraction {self.fraction}) "
+                              f"are fewer than one batch of {self.batch_size}; lower the batch size or use more data")
 
     @property
     def steps(self) -> int:
         """Optimiser steps per epoch."""
-        return self.size // self.batch_size
+        return int(self.size * self.fraction) // self.batch_size
 
     def __len__(self) -> int:
         return self.steps * self.accumulate

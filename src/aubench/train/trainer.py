@@ -2,8 +2,11 @@
 under torchrun, per-epoch checkpoints with automatic resume, a NaN guard, DVCLive logging and a tqdm bar;
 then per-frame test probabilities.
 
-No model selection on the test fold: the evaluated model is the last epoch's, or — only when a
-validation split of training subjects is configured with early stopping — the best on that split.
+The trainer knows methods only through their contract (`aubench.models.registry.Method`): it samples
+with the method's sampling object, sums the named loss terms of the method's step (logging each), runs
+its hooks and checkpoints their state, loads its upstream runs and optimises only its trainable
+parameters. No model selection on the test fold: the evaluated model is the last epoch's, or — only
+when a validation split of training subjects is configured with early stopping — the best on that split.
 """
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import contextlib
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -24,65 +27,26 @@ from tqdm import tqdm
 from aubench.align.store import AlignedStore
 from aubench.data.aus import au_names
 from aubench.data.folds import Fold
+from aubench.data.samples import normalise
 from aubench.errors import ConfigError, ModelError
 from aubench.eval.metrics import score_fold
-from aubench.models.backbones import load_trunk
 from aubench.models.registry import Method
 from aubench.seeding import rng, seed_everything
 from aubench.train import distributed
-from aubench.train.data import ClipDataset, FrameDataset, normalise
+from aubench.train.config import RunPaths, TrainConfig
 from aubench.train.optim import OptimConfig, build_optimizer, learning_rate
-from aubench.train.predict import predict_subjects, save_predictions, scores_to_probabilities
+from aubench.train.predict import predict_subjects, save_predictions
 from aubench.train.sampling import StepBatchSampler
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """The `train` params section: engine settings and the CPU-sized schedule.
-
-    `epochs` and `batch_size` override the method's own values when set (null = the method's).
-    `batch_size` is the global batch per optimiser step in frames (a clip-mode method gets
-    batch_size // T clips), split over `accumulate` micro-batches and DDP ranks. The method's own
-    `optim.batch_size` counts its samples (frames, or clips for clip-mode methods), as its paper does.
-    """
-
-    seed: int = 0
-    device: str = "auto"
-    input_size: int = 112
-    epochs: int | None = None
-    batch_size: int | None = None
-    accumulate: int = 1
-    amp: bool = True
-    num_workers: int = 0
-    validation_subjects: int = 0
-    early_stopping_patience: int = 0
-    predict_batch_size: int = 64
-
-    def __post_init__(self) -> None:
-        if self.early_stopping_patience and not self.validation_subjects:
-            raise ConfigError("train.early_stopping_patience needs train.validation_subjects > 0 "
-                              "(the test fold is never used for selection)")
-
-
-@dataclass(frozen=True)
-class RunPaths:
-    """Where one method × fold run writes (checkpoint, predictions, DVCLive directory) and, when its method
-    starts from another run's backbone, the checkpoint it reads that backbone from."""
-
-    checkpoint: Path
-    predictions: Path
-    live_dir: Path
-    backbone_init: Path | None = None
 
 
 def fingerprint(*configs: Any) -> str:
     """Hash of the resolved configuration and the training code: a checkpoint only resumes the same run."""
     digest = hashlib.sha256(json.dumps([repr(config) for config in configs]).encode())
     package = Path(__file__).resolve().parents[1]
-    for folder in ("models", "losses", "train"):
-        for source in sorted((package / folder).rglob("*.py")):
+    for folder in ("models", "losses", "train", "data"):
+        for source in sorted((package / folder).glob("*.py")) + sorted((package / folder / "blocks").glob("*.py")):
             digest.update(source.read_bytes())
     return digest.hexdigest()[:16]
 
@@ -106,36 +70,36 @@ class FoldTrainer:
         self.topology, self.device = distributed.init(config.device)
         self.method, self.method_config, self.optim, self.config = method, method_config, optim, config
         self.store, self.fold, self.paths = store, fold, paths
+        self.sampling = method.sampling(method_config)
         self.epochs = config.epochs or optim.epochs
-        batch_size = optim.batch_size if config.batch_size is None else self._samples(config.batch_size)
+        batch_size = optim.batch_size if config.batch_size is None else self.sampling.samples(config.batch_size)
         self.train_subjects, self.validation_subjects = split_validation(fold, config.validation_subjects, config.seed)
-        self.dataset = self._dataset(self.train_subjects)
+        self.dataset = self.sampling.dataset(store, self.train_subjects, config.input_size, True, config.seed,
+                                             augment=config.augment)
         self.sampler = StepBatchSampler(len(self.dataset), batch_size, config.accumulate, self.topology.world,
-                                        self.topology.rank, config.seed)
+                                        self.topology.rank, config.seed, config.epoch_fraction)
         self.model = method.build_model(method_config, len(store.aus))
-        if paths.backbone_init is not None:
-            load_trunk(self.model, paths.backbone_init)
-            log.info("%s: backbone initialised from this checkpoint", paths.backbone_init)
-        self.model.to(self.device)
+        self._load_upstream()
+        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        self.model.to(self.device, memory_format=self.memory_format)
         self.loss_fn = method.build_loss(method_config, au_rates).to(self.device)
-        self.optimizer = build_optimizer(self.model.parameters(), optim)
+        self.optimizer = build_optimizer(method.trainable(self.model), optim)
+        self.hooks = method.hooks(method_config, self.model, self.loss_fn)
         self.autocast_dtype = _autocast_dtype(self.device, config.amp)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
-        # The starting backbone is part of the run: a retrained source must not resume an older run.
-        init_digest = hashlib.sha256(paths.backbone_init.read_bytes()).hexdigest() if paths.backbone_init else None
-        self.key = fingerprint(method_config, optim, config, fold, store.root.name, self.topology.world, init_digest)
+        # The starting checkpoints are part of the run: a retrained source must not resume an older run.
+        sources = {slot: hashlib.sha256(path.read_bytes()).hexdigest() for slot, path in paths.upstream.items()}
+        self.key = fingerprint(method_config, optim, config, fold, store.root.name, self.topology.world, sources)
         self.best: dict[str, Any] | None = None
         self.last_validation_f1: float | None = None
 
-    def _samples(self, frames: int) -> int:
-        """A batch of `frames` frames in this method's samples (clips of T frames, or single frames)."""
-        return max(1, frames // self.method_config.clips.length) if self.method.data_mode == "clips" else frames
-
-    def _dataset(self, subjects: tuple[str, ...]) -> FrameDataset | ClipDataset:
-        if self.method.data_mode == "clips":
-            return ClipDataset(self.store, subjects, self.config.input_size, True, self.method_config.clips,
-                               self.config.seed)
-        return FrameDataset(self.store, subjects, self.config.input_size, True, self.config.seed)
+    def _load_upstream(self) -> None:
+        for slot, run in self.method.upstream(self.method_config).items():
+            path = self.paths.upstream.get(slot)
+            if path is None:
+                raise ConfigError(f"{self.method.name}: upstream {slot!r} (run {run!r}) has no checkpoint path")
+            self.method.load_upstream(self.model, slot, path)
+            log.info("%s: %s initialised from %s", self.method.name, slot, path)
 
     def run(self) -> None:
         """Train (resuming a matching interrupted run), then predict the test subjects."""
@@ -155,7 +119,8 @@ class FoldTrainer:
             if self.best is not None:
                 self.model.load_state_dict(self.best["model"])
             if self.topology.is_main:
-                save_predictions(self.paths.predictions, self._predict(self.fold.test_subjects))
+                if self.method.predicts:
+                    save_predictions(self.paths.predictions, self._predict(self.fold.test_subjects))
                 self._save_checkpoint(self.epochs, finished=True)
         finally:
             if live is not None:
@@ -176,14 +141,13 @@ class FoldTrainer:
         return Live(str(self.paths.live_dir), dvcyaml=None, save_dvc_exp=False, resume=resume)
 
     def train_epoch(self, model: torch.nn.Module, epoch: int) -> dict[str, float]:
-        if self.method.on_epoch_start is not None:
-            self.method.on_epoch_start(self.model, self.loss_fn, epoch)
+        self.hooks.on_epoch_start(epoch)
         model.train()
         self.dataset.set_epoch(epoch)
         self.sampler.set_epoch(epoch, len(self.dataset))
         loader = DataLoader(self.dataset, batch_sampler=self.sampler, num_workers=self.config.num_workers,
                             pin_memory=self.device.type == "cuda")
-        accumulate, total_loss = self.config.accumulate, 0.0
+        accumulate, totals = self.config.accumulate, defaultdict(float)
         collected: list[tuple[np.ndarray, np.ndarray]] = []
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{self.epochs}", unit="batch", leave=False,
                    disable=not self.topology.is_main)
@@ -195,48 +159,64 @@ class FoldTrainer:
                     group["lr"] = lr
             sync = micro == accumulate - 1
             with (contextlib.nullcontext() if sync or self.topology.world == 1 else model.no_sync()):
-                loss, scores = self._forward(model, batch)
-                self._check_finite(loss, epoch, step, batch)
+                output = self._forward(model, batch)
+                loss = sum(output.terms.values())
+                self._check_finite(output.terms, epoch, step, batch)
                 self.scaler.scale(loss / accumulate).backward()
             if sync:
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
                 self.optimizer.zero_grad(set_to_none=True)
-            total_loss += loss.item() / accumulate
-            collected.append(self._collect(scores, batch))
+                self.hooks.after_optimizer_step()
+            for name, value in {"loss": loss, **output.terms}.items():
+                totals[name] += value.item() / accumulate
+            if output.scores is not None:
+                collected.append(self._collect(output.scores, batch))
             bar.set_postfix(loss=f"{loss.item():.4f}")
-        summary = {"train/loss": total_loss / max(self.sampler.steps, 1), "train/lr": lr}
-        summary.update(_f1_summary("train", *map(np.concatenate, zip(*collected)), self.store.aus))
+        steps = max(self.sampler.steps, 1)
+        terms = {name: total / steps for name, total in totals.items()}
+        self.hooks.on_epoch_end(epoch, terms)
+        summary = {"train/lr": lr, "train/loss": terms.pop("loss")}
+        summary.update({f"train/terms/{name}": value for name, value in terms.items()} if len(terms) > 1 else {})
+        if collected:
+            summary.update(_f1_summary("train", *map(np.concatenate, zip(*collected)), self.store.aus))
         return summary
 
     def _forward(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]):
-        images = normalise(batch["image"].to(self.device, non_blocking=True))
-        target, mask = batch["target"].to(self.device), batch["mask"].to(self.device)
+        on_device = {name: value.to(self.device, non_blocking=True) for name, value in batch.items()}
+        on_device["image"] = normalise(on_device["image"])
+        if on_device["image"].dim() == 4:
+            on_device["image"] = on_device["image"].contiguous(memory_format=self.memory_format)
         with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
-            scores = model(images)
-        return self.loss_fn(scores.float(), target, mask), scores.detach()
+            output = self.method.step(model, self.loss_fn, on_device)
+        output.terms = {name: term.float() for name, term in output.terms.items()}
+        if output.scores is not None:
+            output.scores = output.scores.detach()
+        return output
 
     def _collect(self, scores: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
-        probabilities = scores_to_probabilities(self.method, scores).reshape(-1, len(self.store.aus)).cpu().numpy()
+        probabilities = self.method.probabilities(scores).reshape(-1, len(self.store.aus)).cpu().numpy()
         labels = torch.where(batch["mask"], batch["target"], -1).reshape(-1, len(self.store.aus)).numpy()
         return probabilities, labels
 
-    def _check_finite(self, loss: torch.Tensor, epoch: int, step: int, batch: dict[str, torch.Tensor]) -> None:
-        if not torch.isfinite(loss):
-            raise ModelError(f"non-finite loss {loss.item()} at epoch {epoch + 1}, step {step + 1} "
+    def _check_finite(self, terms: dict[str, torch.Tensor], epoch: int, step: int,
+                      batch: dict[str, torch.Tensor]) -> None:
+        bad = {name: term.item() for name, term in terms.items() if not torch.isfinite(term)}
+        if bad:
+            raise ModelError(f"non-finite loss {bad} at epoch {epoch + 1}, step {step + 1} "
                              f"(batch of {len(batch['image'])} samples, fold {self.fold.number}); "
                              "lower the learning rate or check the data")
 
     def _validate(self) -> dict[str, float]:
-        if not self.validation_subjects:
+        if not self.validation_subjects or not self.method.predicts:
             return {}
         predictions = self._predict(self.validation_subjects)
         return _f1_summary("validation", predictions["probabilities"], predictions["labels"], self.store.aus)
 
     def _predict(self, subjects: tuple[str, ...]) -> dict[str, np.ndarray]:
-        return predict_subjects(self.model, self.method, self.method_config, self.store, subjects,
+        return predict_subjects(self.model, self.method, self.sampling, self.store, subjects,
                                 self.config.input_size, self.config.predict_batch_size, self.device,
-                                self.config.num_workers)
+                                self.config.num_workers, self.config.test_crop)
 
     def _should_stop(self, epoch: int) -> bool:
         """Track the best validation F1; stop once it has not improved for `patience` epochs."""
@@ -268,6 +248,8 @@ class FoldTrainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
+        self.hooks.load_state_dict(state["hooks"])
+        torch.set_rng_state(state["rng"])
         self.best = state.get("best")
         log.info("%s: resuming after epoch %d", path, state["epoch"])
         return int(state["epoch"])
@@ -280,6 +262,7 @@ class FoldTrainer:
         partial = path.with_name(path.name + ".partial")
         torch.save({"fingerprint": self.key, "epoch": epoch, "model": self.model.state_dict(),
                     "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
+                    "hooks": self.hooks.state_dict(), "rng": torch.get_rng_state(),
                     "best": self.best, "finished": finished}, partial)
         partial.replace(path)
 

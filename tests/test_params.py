@@ -1,0 +1,74 @@
+"""The shipped params.yaml: the paper profile resolves every run to its paper's protocol, and the cpu
+profile is exactly its one visible block of overrides on top of that."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from aubench.config import apply_profile, load_params
+from aubench.errors import ConfigError
+from aubench.train.runs import resolve_run, run_specs
+
+PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+
+
+def params_with(profile: str) -> dict:
+    raw = yaml.safe_load(PARAMS.read_text())
+    return apply_profile({**raw, "profile": profile})
+
+
+def test_paper_profile_gives_stf_its_paper_protocol():
+    """STF paper §4: ImageNet ResNet-18, 16-frame clips, SGD (momentum 0.9) at lr 0.01 with the eq. 7
+    schedule (γ = 0.01, period 20), 240 epochs, 2 clips per step; SRM Top-K 3 (Table 4); 224² crops of
+    256² aligned faces with random crop and flip."""
+    params = params_with("paper")
+    run = resolve_run(params, "stf")
+    config, optim, train = run.method_config, run.optim, run.train_config(params)
+    assert (config.backbone, config.pretrained, config.init_from) == ("resnet18", True, None)
+    assert (config.clip_length, config.d, config.srm_top_k) == (16, 256, 3)
+    assert (config.use_srm, config.use_trm, config.use_sff) == (True, True, True)
+    assert (optim.optimizer, optim.lr, optim.momentum) == ("sgd", 0.01, 0.9)
+    assert (optim.schedule, optim.cosine_period, optim.min_lr_ratio) == ("cosine_periodic", 20, 0.01)
+    assert (optim.epochs, optim.batch_size) == (240, 2)
+    assert (train.epochs, train.batch_size, train.epoch_fraction) == (None, None, 1.0)  # the method's own
+    assert (train.input_size, train.augment, params["align"]["crop_size"]) == (224, True, 256)
+
+
+def test_paper_profile_gives_the_baseline_the_shared_recipe():
+    """No paper of its own: the ME-GraphAU recipe the cited results share (docs/methods/baseline.md)."""
+    params = params_with("paper")
+    run = resolve_run(params, "baseline")
+    assert (run.method_config.backbone, run.method_config.pretrained) == ("resnet18", True)
+    assert (run.optim.optimizer, run.optim.lr, run.optim.weight_decay) == ("adamw", 0.0001, 0.0005)
+    assert (run.optim.schedule, run.optim.epochs, run.optim.batch_size) == ("cosine", 20, 64)
+
+
+def test_every_run_resolves_under_both_profiles():
+    for profile in ("paper", "cpu"):
+        params = params_with(profile)
+        for name in run_specs(params):
+            run = resolve_run(params, name)
+            for fold in (1, 2, 3):
+                run.paths(fold)  # upstream entries agree with the configs' init_from
+
+
+def test_cpu_profile_changes_exactly_its_block():
+    raw = yaml.safe_load(PARAMS.read_text())
+    assert raw["profile"] == "cpu" and load_params(PARAMS) == params_with("cpu")
+    cpu, paper = params_with("cpu"), params_with("paper")
+    changed = {(section, key) for section in paper if isinstance(paper[section], dict)
+               for key in set(paper[section]) | set(cpu[section]) if paper[section].get(key) != cpu[section].get(key)}
+    declared = {(section, key.split(".")[0]) for section, block in raw["profiles"]["cpu"].items() for key in block}
+    assert changed == declared
+    stf = resolve_run(cpu, "stf")
+    assert (stf.method_config.init_from, stf.method_config.pretrained, stf.optim.optimizer) == ("baseline", False, "adamw")
+
+
+def test_unknown_profile_or_section_is_an_error():
+    raw = yaml.safe_load(PARAMS.read_text())
+    with pytest.raises(ConfigError, match="unknown profile 'gpu'"):
+        apply_profile({**raw, "profile": "gpu"})
+    with pytest.raises(ConfigError, match="profiles.cpu.trian"):
+        apply_profile({**raw, "profiles": {"cpu": {"trian": {"epochs": 1}}}})
