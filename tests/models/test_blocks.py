@@ -1,4 +1,5 @@
-"""Shared graph, classifier and temporal blocks on hand-worked numbers (STF eq. 1–5, spec §8 checks 4–11, 14)."""
+"""Shared graph, classifier and temporal blocks on hand-worked numbers (STF eq. 1–5; the choices where the paper
+is silent are in docs/methods/stf.md)."""
 import math
 
 import pytest
@@ -27,7 +28,7 @@ BN_SCALE = 1 / math.sqrt(1 + 1e-5)  # a fresh BatchNorm in eval mode: y / sqrt(1
 # --- eq. 1: cosine similarity on detached features -------------------------------------------------
 
 def test_cosine_similarity_graph_hand_values_and_zero_vector():
-    """Eq. 1 (A-3): A = Norm(x)·Norm(x)ᵀ is N×N; a zero vector gives similarity 0 and no NaN."""
+    """Eq. 1, transposed (docs/methods/stf.md): A = Norm(x)·Norm(x)ᵀ is N×N; a zero vector gives similarity 0, no NaN."""
     x = torch.tensor([[[3.0, 4.0], [1.0, 0.0], [0.0, 0.0]]])
     similarity = cosine_similarity_graph(x)
     expected = torch.tensor([[[1.0, 0.6, 0.0], [0.6, 1.0, 0.0], [0.0, 0.0, 0.0]]])
@@ -36,7 +37,7 @@ def test_cosine_similarity_graph_hand_values_and_zero_vector():
 
 
 def test_similarity_is_detached_by_default():
-    """Spec §8 check 7 / A-17: the similarity carries no autograd graph (stop-gradient), unless detach=False."""
+    """STF §1.3: the similarity carries no autograd graph (stop-gradient), unless detach=False."""
     x = torch.randn(2, 5, 8, requires_grad=True)
     detached = cosine_similarity_graph(x)
     assert detached.grad_fn is None and not detached.requires_grad
@@ -49,7 +50,7 @@ def test_similarity_is_detached_by_default():
 @pytest.mark.parametrize("shape", [(32, 12, 64), (24, 15, 64)])  # SRM (B·T, N, d) and TRM (B·N, T−1, d)
 @pytest.mark.parametrize("k", [1, 2, 3, 4, 5])
 def test_topk_index_keeps_exactly_k_per_row_with_self(shape, k):
-    """Spec §8 check 4: every row of A' has exactly K ones and, with include_self, a diagonal of ones."""
+    """Eq. 2's Top-K: every row of A' has exactly K ones and, with include_self, a diagonal of ones."""
     similarity = cosine_similarity_graph(torch.randn(shape))
     adjacency = topk_adjacency(similarity, k)
     assert adjacency.shape == (shape[0], shape[1], shape[1])
@@ -59,7 +60,7 @@ def test_topk_index_keeps_exactly_k_per_row_with_self(shape, k):
 
 
 def test_topk_index_on_all_ties_still_gives_exactly_k():
-    """Spec §8 check 4: all-zero features (every entry tied) → exactly K ones per row, self kept, no NaN."""
+    """All-zero features (every entry tied) → exactly K ones per row, self kept, no NaN."""
     similarity = cosine_similarity_graph(torch.zeros(3, 6, 4))
     assert not torch.isnan(similarity).any()
     adjacency = topk_adjacency(similarity, 3)  # the default impl is "index"
@@ -68,7 +69,8 @@ def test_topk_index_on_all_ties_still_gives_exactly_k():
 
 
 def test_topk_threshold_can_keep_more_than_k_on_ties():
-    """§3.3 step 2: ME-GraphAU's `A >= kth value` keeps every tied entry; the index form keeps exactly K."""
+    """Ties (docs/methods/stf.md, "Graphs"): ME-GraphAU's `A >= kth value` keeps every tied entry; the index form
+    keeps exactly K."""
     similarity = torch.tensor([[1.0, 0.5, 0.5, 0.5],
                                [0.5, 1.0, 0.2, 0.1],
                                [0.5, 0.2, 1.0, 0.3],
@@ -81,7 +83,7 @@ def test_topk_threshold_can_keep_more_than_k_on_ties():
 
 
 def test_topk_selects_the_most_similar_nodes_hand_example():
-    """Spec §8 check 5: 4 unit vectors at 0°, 10°, 50°, 120°; row j marks the K=3 nodes most similar to j."""
+    """4 unit vectors at 0°, 10°, 50°, 120°; row j marks the K=3 nodes most similar to j."""
     angles = torch.deg2rad(torch.tensor([0.0, 10.0, 50.0, 120.0]))
     x = torch.stack([angles.cos(), angles.sin()], dim=-1).unsqueeze(0)
     adjacency = topk_adjacency(cosine_similarity_graph(x), 3)[0]
@@ -93,7 +95,7 @@ def test_topk_selects_the_most_similar_nodes_hand_example():
 
 
 def test_topk_without_self_excludes_the_diagonal():
-    """A-4 option include_self=False: the node is never its own neighbour, still K ones per row."""
+    """Option include_self=False (docs/methods/stf.md): the node is never its own neighbour, still K ones per row."""
     adjacency = topk_adjacency(cosine_similarity_graph(torch.randn(4, 6, 8)), 2, include_self=False)
     assert torch.all(torch.diagonal(adjacency, dim1=-2, dim2=-1) == 0)
     assert torch.all(adjacency.sum(-1) == 2)
@@ -113,7 +115,7 @@ def test_topk_rejects_k_out_of_range():
 # --- A'' normalisation -----------------------------------------------------------------------------
 
 def test_normalised_adjacency_is_a_over_k_when_every_row_has_k_ones():
-    """Spec §8 check 6 / A-5: D^-1/2 A' D^-1/2 with row-sum degrees equals A'/K; rows sum to 1."""
+    """The normalised graph A'': D^-1/2 A' D^-1/2 with row-sum degrees equals A'/K; rows sum to 1."""
     adjacency = topk_adjacency(cosine_similarity_graph(torch.randn(5, 12, 16)), 3)
     normalised = normalise_adjacency(adjacency)
     torch.testing.assert_close(normalised, adjacency / 3)
@@ -155,13 +157,13 @@ def test_gnn_eq2_hand_worked_example():
 
 
 def test_gnn_adds_no_residual_unless_asked():
-    """Spec §8 check 9 / A-10: eq. 2 has no residual; the option gives ME-GraphAU's ReLU(x + BN(...))."""
+    """Eq. 2 has no residual; the option gives ME-GraphAU's ReLU(x + BN(...))."""
     torch.testing.assert_close(_hand_layer(residual=True)(HAND_X), F.relu(HAND_X + HAND_PRE_BN * BN_SCALE))
     assert not torch.allclose(_hand_layer()(HAND_X), _hand_layer(residual=True)(HAND_X))
 
 
 def test_gnn_with_k1_and_self_is_nodewise():
-    """Spec §8 check 8: K=1 with include_self gives A'' = I, so the layer is ReLU(BN(V x + U x)) node-wise."""
+    """K=1 with include_self gives A'' = I, so the layer is ReLU(BN(V x + U x)) node-wise."""
     torch.manual_seed(0)
     layer = TopKGraphLayer(8, 5, 1).eval()
     x = torch.randn(3, 5, 8)
@@ -171,7 +173,7 @@ def test_gnn_with_k1_and_self_is_nodewise():
 
 
 def test_gnn_gradient_does_not_flow_through_the_graph(monkeypatch):
-    """Spec §8 check 7: the graph is built from detached features; gradients w.r.t. x are unchanged by the detach."""
+    """STF §1.3: the graph is built from detached features; gradients w.r.t. x are unchanged by the detach."""
     seen = []
     original = graph_module.cosine_similarity_graph
 
@@ -198,7 +200,7 @@ def test_gnn_gradient_does_not_flow_through_the_graph(monkeypatch):
 
 
 def test_gnn_weight_init_and_batchnorm_axis():
-    """§3.3 step 4: U, V ~ N(0, sqrt(2/d)); BN over the node axis by default (A-9), feature axis as option."""
+    """U, V ~ N(0, sqrt(2/d)); BN over the node axis by default, feature axis as option (docs/methods/stf.md)."""
     torch.manual_seed(0)
     layer = TopKGraphLayer(256, 12, 3)
     for weight in (layer.self_fc.weight, layer.nbr_fc.weight):
@@ -237,27 +239,32 @@ def test_cosine_classifier_eq5_hand_values():
     assert negative[1].item() == 0.0 and not torch.isnan(negative).any()
 
 
-def test_cosine_classifier_range_scale_invariance_and_init():
-    """Spec §8 check 14: outputs in [0,1]; scaling F by c>0 leaves Ŷ unchanged; prototypes xavier-uniform."""
+def test_cosine_classifier_matches_eq5_scale_invariance_and_init():
+    """Eq. 5 on random features against a float64 reference written out term by term; scaling F by c>0 leaves Ŷ
+    unchanged; prototypes xavier-uniform; a feature equal to its prototype scores 1 (up to rounding)."""
     torch.manual_seed(0)
     classifier = CosineClassifier(12, 64)
     features = torch.randn(2, 4, 12, 64)
     scores = classifier(features)
     assert scores.shape == (2, 4, 12)
-    assert scores.min() >= 0 and scores.max() <= 1
+    f = features.double().clamp(min=0)  # ReLU(F)
+    s = classifier.prototypes.detach().double().clamp(min=0)  # ReLU(s)
+    expected = (f * s).sum(-1) / (f.pow(2).sum(-1).sqrt() * s.pow(2).sum(-1).sqrt())
+    torch.testing.assert_close(scores.double(), expected, atol=1e-6, rtol=0)
+    assert 0.05 < scores.min() and scores.max() < 0.95  # random vectors: the reference is not at the clamp bounds
     torch.testing.assert_close(classifier(features * 7.5), scores)
     bound = math.sqrt(6 / (12 + 64))
     assert classifier.prototypes.abs().max() <= bound
     assert classifier.prototypes.abs().max() > 0.9 * bound  # uniform over the whole range, not a narrow init
     with torch.no_grad():
-        classifier.prototypes.copy_(features[0, 0].relu() + 0.0)
-    assert classifier(features[0, 0]).max() <= 1.0  # a perfect match stays a valid probability
+        classifier.prototypes.copy_(features[0, 0] * 2.0)  # s_i = 2 F_i: ReLU(s_i) ∥ ReLU(F_i)
+    torch.testing.assert_close(classifier(features[0, 0]), torch.ones(12), atol=1e-6, rtol=0)
 
 
 # --- TRM helpers: differences, restore-length pooling ---------------------------------------------------
 
 def test_forward_difference_hand_values():
-    """Spec §8 check 10 / A-18: x[t+1] − x[t], length T−1; identical frames give zeros."""
+    """Eq. 3's frame differences: x[t+1] − x[t], length T−1; identical frames give zeros."""
     x = torch.tensor([[0.0, 1.0, 3.0, 6.0]]).unsqueeze(-1)  # (1, T=4, 1)
     torch.testing.assert_close(forward_difference(x, dim=1), torch.tensor([[[1.0], [2.0], [3.0]]]))
     assert torch.count_nonzero(forward_difference(torch.ones(2, 5, 3), dim=1)) == 0
@@ -266,14 +273,14 @@ def test_forward_difference_hand_values():
 
 
 def test_restore_length_pool_hand_values():
-    """Spec §8 check 11 / A-11: out[0]=g[0], out[t]=(g[t−1]+g[t])/2, out[T−1]=g[T−2]; T−1 → T."""
+    """STF §1.4's average pooling back to T steps: out[0]=g[0], out[t]=(g[t−1]+g[t])/2, out[T−1]=g[T−2]."""
     g = torch.tensor([2.0, 4.0, 10.0]).view(1, 3, 1)  # (batch, T−1 = 3, d = 1)
     pooled = restore_length_pool(g, dim=1)
     torch.testing.assert_close(pooled.flatten(), torch.tensor([2.0, 3.0, 7.0, 10.0]))
 
 
 def test_restore_length_pool_equals_adaptive_average_pool_along_any_dim():
-    """A-11: AvgPool1d(2,1,1,count_include_pad=False) ≡ adaptive_avg_pool1d(·, T), applied along the given dim."""
+    """AvgPool1d(2,1,1,count_include_pad=False) ≡ adaptive_avg_pool1d(·, T), applied along the given dim."""
     g = torch.randn(2, 3, 15, 8)  # (B, N, T−1, d)
     pooled = restore_length_pool(g, dim=2)
     assert pooled.shape == (2, 3, 16, 8)
@@ -291,7 +298,8 @@ def test_sinusoidal_positions_hand_values():
 
 
 def test_temporal_transformer_shape_params_and_position_encoding():
-    """Table 3 variant (A-21): 1 layer, 8 heads, FF 2048 → 1,315,072 params at d=256; PE makes order matter."""
+    """Table 3 variant (docs/methods/stf.md, "Ablations"): 1 layer, 8 heads, FF 2048 → 1,315,072 params at d=256;
+    PE makes order matter."""
     assert sum(p.numel() for p in TemporalTransformer(256).parameters()) == 1_315_072
     torch.manual_seed(0)
     encoder = TemporalTransformer(32, num_heads=4, feedforward_dim=64).eval()

@@ -1,28 +1,28 @@
 """STF — Spatio-Temporal Fusion network (Huang & Wang, J. Image and Graphics, DOI 10.11834/jig.250503).
 
-Spec: shared/specs/stf.md. The modules below follow the paper's order (spec §3):
+The modules below follow the paper's order (section numbers are the paper's); the choices made where the
+paper is silent or ambiguous, and the switch for each, are listed in docs/methods/stf.md:
 
-    clips (B,T,3,H,W) → Backbone (§3.1) → AUProjection (§3.2) → x_linear (B,T,N,d)
-        ├─► SRM, eq. 1–2 (§3.3) → x_space (B,T,N,d) ─┐
-        └─► TRM, eq. 3   (§3.4) → x_time  (B,T,N,d) ─┴─► SFF, eq. 4 (§3.5) → F_ST (B,T,N,d)
-                                                                   → ACM, eq. 5 (§3.6) → Ŷ (B,T,N)
+    clips (B,T,3,H,W) → Backbone (§1.2) → AUProjection (§1.3) → x_linear (B,T,N,d)
+        ├─► SRM, eq. 1–2 (§1.3) → x_space (B,T,N,d) ─┐
+        └─► TRM, eq. 3   (§1.4) → x_time  (B,T,N,d) ─┴─► SFF, eq. 4 (§1.5) → F_ST (B,T,N,d)
+                                                                   → ACM, eq. 5 (§1.6) → Ŷ (B,T,N)
 
 SRM and TRM both read x_linear (they run in parallel). Ŷ is a cosine score in [0, 1] used directly
 as the probability; the loss is the weighted BCE of eq. 6 on probabilities. Ablation switches follow
-spec §5.1: a disabled SRM/TRM passes x_linear through unchanged (identity), a disabled SFF is the sum
+§2.3 (Table 1): a disabled SRM/TRM passes x_linear through unchanged (identity), a disabled SFF is the sum
 x_space + x_time. The eq. 7 learning-rate schedule belongs to the training engine.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from aubench.data.clips import ClipSampling
+from aubench.data.samples import ClipSampling
 from aubench.errors import ConfigError, ModelError
 from aubench.losses.weighted_bce import WeightedBCELoss, stf_au_weights
 from aubench.models.backbones import RESNETS, ResNetTrunk, build_resnet
@@ -50,30 +50,38 @@ _CHOICES = {
 
 @dataclass(frozen=True)
 class STFConfig:
-    """The `stf` params section: every model constant and switch of spec §7, with its recommended default.
+    """The `stf` params section: every model constant and switch, defaulting to the paper's reading.
 
-    Backbone and projections (§3.1–3.2): `backbone`, `pretrained` (ImageNet weights from the local
+    Where the paper is silent or ambiguous the default and its alternative are explained in
+    docs/methods/stf.md; section, equation and table numbers below are the paper's.
+
+    Backbone and projections (§1.2–1.3): `backbone`, `pretrained` (ImageNet weights from the local
     torch hub cache only; off by default because machines are offline), `init_from` (the offline
     stand-in: start the backbone from this run's finished checkpoint on the same fold, e.g. `baseline`,
-    which saw only that fold's training subjects; the engine loads it), `clip_length` (T) and
-    `clip_sampler` (how training clips are drawn, §2.3: full_pass | one_clip_per_sequence), `d` (per-AU
-    width, A-1), `au_proj_type` (linear | linear_bn_relu), `au_proj_apply_on` (tokens: Linear on each
-    of the H'×W' tokens, then mean — the FLOP-faithful form; pooled: mean first, same result for linear).
+    which saw only that fold's training subjects; the engine loads it), `train_backbone` (false: the
+    backbone is a fixed feature extractor and only STF's own modules learn), `clip_length` (T) and
+    `clip_sampler` (how training clips are drawn; §2.2 says only "16 sampled frames": full_pass |
+    one_clip_per_sequence), `d` (per-AU width, not stated; 256 fits Table 1), `au_proj_type`
+    (linear | linear_bn_relu), `au_proj_apply_on` (tokens: Linear on each of the H'×W' tokens, then
+    mean — the FLOP-faithful form; pooled: mean first, same result for linear).
 
-    Graph conventions shared by SRM and TRM (§3.3–3.4): `detach_graph` (stop-gradient into the
-    similarity, A-17), `include_self` (A-4), `topk_impl` (index: exactly K per row | threshold),
-    `bn_axis` (node | feature, A-9), `gnn_residual` (A-10), `gnn_layers`.
+    Graph conventions shared by SRM and TRM (§1.3–1.4): `detach_graph` (stop-gradient into the
+    similarity, stated for the SRM and applied to the TRM too), `include_self` (a node is one of its own
+    Top-K), `topk_impl` (index: exactly K per row | threshold), `bn_axis` (node | feature),
+    `gnn_residual` (eq. 2 has none), `gnn_layers`.
 
-    SRM: `use_srm`, `srm_top_k` (K), `srm_share_weights` (one GNN for all T frames, A-7).
+    SRM: `use_srm`, `srm_top_k` (K), `srm_share_weights` (one GNN for all T frames, the paper's "T GNNs").
     TRM: `use_trm`, `trm_variant` (gnn | transformer, Table 3), `trm_top_k`, `trm_top_k_follows_srm`
-    (A-20), `trm_share_weights` (one GNN/encoder for all N AUs, A-6), and the Transformer variant's
-    `transformer_*` settings (A-21).
-    SFF: `use_sff`, `sff_reduction` (r), `gate_fc_shared` (A-12), `sff_gate_bn`, `sff_gate_target`
-    (split: gate the split halves, needs r = 1 | input: gate x_space and x_time).
-    `ablation_replacement`: what replaces a disabled SRM/TRM (identity, §5.1 | linear: a fresh
+    (the Top-K ablation of Tables 4/5 varies the SRM's K only), `trm_share_weights` (one GNN/encoder for
+    all N AUs, the paper's "N independent GNNs"), and the Transformer variant's `transformer_*` settings
+    (the paper gives none).
+    SFF: `use_sff`, `sff_reduction` (r), `gate_fc_shared` (one "another FC layer" for both gates),
+    `sff_gate_bn`, `sff_gate_target` (split: gate the split halves, needs r = 1 | input: gate x_space
+    and x_time).
+    `ablation_replacement`: what replaces a disabled SRM/TRM (identity, §2.3 | linear: a fresh
     Linear(d, d), for experiments only). A disabled SFF is always the sum.
 
-    Fixed by the spec and not configurable: cosine similarity, D^-1/2 A D^-1/2 normalisation, U/V
+    Fixed, not configurable: cosine similarity, D^-1/2 A D^-1/2 normalisation, U/V
     init N(0, sqrt(2/d)), forward differences x[t+1] − x[t], AvgPool1d(2,1,1) restore pooling, ACM with
     ReLU on features and prototypes, xavier-uniform prototypes, eps 1e-12 and no sigmoid.
     """
@@ -81,6 +89,7 @@ class STFConfig:
     backbone: str = "resnet18"
     pretrained: bool = False
     init_from: str | None = None
+    train_backbone: bool = True
     clip_length: int = 16
     clip_sampler: str = "full_pass"
     d: int = 256
@@ -172,34 +181,15 @@ class STFConfig:
         return round(self.d * self.sff_reduction)
 
 
-# Table 1 rows (A1–A8), the SRM Top-K ablation (Tables 4/5, K1–K5) and the Transformer TRM (Table 3),
-# as overrides of STFConfig's defaults (spec §7 `ablation_presets`).
-ABLATION_PRESETS: dict[str, dict[str, Any]] = {
-    "A1_baseline": {"use_trm": False, "use_srm": False, "use_sff": False},
-    "A2_trm_only": {"use_trm": True, "use_srm": False, "use_sff": False},
-    "A3_srm_only": {"use_trm": False, "use_srm": True, "use_sff": False},
-    "A4_sff_only": {"use_trm": False, "use_srm": False, "use_sff": True},
-    "A5_wo_trm": {"use_trm": False, "use_srm": True, "use_sff": True},
-    "A6_wo_srm": {"use_trm": True, "use_srm": False, "use_sff": True},
-    "A7_wo_sff": {"use_trm": True, "use_srm": True, "use_sff": False},
-    "A8_full": {},
-    "K1": {"srm_top_k": 1},
-    "K2": {"srm_top_k": 2},
-    "K4": {"srm_top_k": 4},
-    "K5": {"srm_top_k": 5},
-    "TF_transformer_trm": {"trm_variant": "transformer"},
-}
-
-
 class Backbone(nn.Module):
-    """Backbone (paper §1.2, spec §3.1): ResNet trunk without avgpool/fc, output as tokens.
+    """Backbone (paper §1.2): ResNet trunk without avgpool/fc, output as tokens.
 
     Frames (B·T, 3, H, W) → F_res (B·T, P, C), P = H/32 · W/32 (64 for 256×256), C = 512 for ResNet-18.
     """
 
-    def __init__(self, name: str = "resnet18", pretrained: bool = False) -> None:
+    def __init__(self, name: str = "resnet18", pretrained: bool = False, trainable: bool = True) -> None:
         super().__init__()
-        self.trunk = ResNetTrunk(build_resnet(name, pretrained))
+        self.trunk = ResNetTrunk(build_resnet(name, pretrained), frozen=not trainable)
         self.out_channels = self.trunk.out_channels
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
@@ -207,7 +197,7 @@ class Backbone(nn.Module):
 
 
 class AUProjection(nn.Module):
-    """Per-AU projections, "AU-specific feature spaces" (paper §1.2, spec §3.2, A-2).
+    """Per-AU projections, "AU-specific feature spaces" (paper §1.2–1.3).
 
     N independent Linear^(i): R^C → R^d stored as one Linear(C, N·d) (row block i is Linear^(i); the
     same parameters and the same function as N separate layers). Applied to each token of F_res and
@@ -242,7 +232,7 @@ def _gnn_stack(dim: int, num_nodes: int, top_k: int, layers: int, config: STFCon
 
 
 class SRM(nn.Module):
-    """SRM — spatial relation modelling (paper §1.3, eq. 1–2; spec §3.3).
+    """SRM — spatial relation modelling (paper §1.3, eq. 1–2).
 
     Each frame is a graph over its N AU nodes: eq. 1 similarity A = Norm(x)·Norm(x)ᵀ of the detached
     features, Top-K rows → A', A'' = D^-1/2 A' D^-1/2 = A'/K, then eq. 2 x_gnn = ReLU(BN(V x + A'' U x))
@@ -265,13 +255,14 @@ class SRM(nn.Module):
 
 
 class TRM(nn.Module):
-    """TRM — temporal relation modelling (paper §1.4, eq. 3; spec §3.4).
+    """TRM — temporal relation modelling (paper §1.4, eq. 3).
 
     Per AU i: frame differences x_diff^i[t] = x^i[t+1] − x^i[t] (T−1 "motion" nodes), a Top-K cosine
     graph over them built like eq. 1 (detached), the eq. 2 GNN (BN over the T−1 nodes), then average
     pooling back to T steps (AvgPool1d(2,1,1), `restore_length_pool`). Each (clip, AU) has its own
     graph; the GNN weights are shared by the N AUs unless `share_weights=False` (the paper's literal
-    "N independent GNNs", A-6). x_linear (B,T,N,d) → x_time (B,T,N,d), batched over B·N sequences.
+    "N independent GNNs"; see docs/methods/stf.md). x_linear (B,T,N,d) → x_time (B,T,N,d), batched over
+    B·N sequences.
     """
 
     def __init__(self, dim: int, num_aus: int, clip_length: int, top_k: int, config: STFConfig) -> None:
@@ -292,11 +283,12 @@ class TRM(nn.Module):
 
 
 class TransformerTRM(nn.Module):
-    """Transformer-TRM — the paper's alternative TRM (Table 3 "Transformer"; spec §5.1, A-21).
+    """Transformer-TRM — the paper's alternative TRM (§2.3, Table 3 "Transformer").
 
     A standard Transformer encoder over each AU's T-step sequence x_AU^i (no differencing, no
     pooling), with a sinusoidal positional encoding; weights shared by the N AUs unless
-    `share_weights=False`. x_linear (B,T,N,d) → x_time (B,T,N,d).
+    `share_weights=False`. The paper gives no configuration; ours is in docs/methods/stf.md.
+    x_linear (B,T,N,d) → x_time (B,T,N,d).
     """
 
     def __init__(self, dim: int, num_aus: int, config: STFConfig) -> None:
@@ -319,7 +311,7 @@ class TransformerTRM(nn.Module):
 
 
 class SFF(nn.Module):
-    """SFF — spatio-temporal feature fusion (paper §1.5, eq. 4; spec §3.5, A-12).
+    """SFF — spatio-temporal feature fusion (paper §1.5, eq. 4).
 
     z = [x_space, x_time] (width 2d); eq. 4: x_ST = ReLU(FC_{2d→2dr}(z)), shared by all AUs and frames;
     split x_ST into x_s = x_ST[..., :dr] and x_t = x_ST[..., dr:]; gates W_space = σ(BN_s(G(x_s))),
@@ -339,11 +331,12 @@ class SFF(nn.Module):
         self.fusion_fc = nn.Linear(2 * dim, 2 * reduced_width)
         self.gate_fcs = nn.ModuleList(nn.Linear(reduced_width, dim) for _ in range(1 if gate_fc_shared else 2))
         self.gate_norms = nn.ModuleList(nn.BatchNorm1d(dim) if gate_bn else nn.Identity() for _ in range(2))
+        self.gate_activation = nn.Sigmoid()  # a module, so that its output (the gates) can be observed
 
     def _gate(self, half: torch.Tensor, which: int) -> torch.Tensor:
         gate_fc = self.gate_fcs[min(which, len(self.gate_fcs) - 1)]
         pre = gate_fc(half)
-        return torch.sigmoid(self.gate_norms[which](pre.reshape(-1, pre.shape[-1])).view_as(pre))
+        return self.gate_activation(self.gate_norms[which](pre.reshape(-1, pre.shape[-1])).view_as(pre))
 
     def forward(self, x_space: torch.Tensor, x_time: torch.Tensor) -> torch.Tensor:
         x_st = torch.relu(self.fusion_fc(torch.cat([x_space, x_time], dim=-1)))
@@ -355,14 +348,14 @@ class SFF(nn.Module):
 
 
 class SumFusion(nn.Module):
-    """"w/o SFF" (Table 1, spec §5.1): the simplest fusion, F_ST = x_space + x_time. No parameters."""
+    """"w/o SFF" (§2.3, Table 1): the simplest fusion, F_ST = x_space + x_time. No parameters."""
 
     def forward(self, x_space: torch.Tensor, x_time: torch.Tensor) -> torch.Tensor:
         return x_space + x_time
 
 
 class ACM(CosineClassifier):
-    """ACM — AU classification module (paper §1.6, eq. 5; spec §3.6).
+    """ACM — AU classification module (paper §1.6, eq. 5).
 
     ŷ_{i,t} = cos(ReLU(F_ST^{i,t}), ReLU(s_i)) with learnable prototypes s ∈ R^{N×d}; in [0, 1] and
     used directly as the probability. F_ST (B,T,N,d) → Ŷ (B,T,N).
@@ -373,7 +366,7 @@ class STF(nn.Module):
     """The STF network: clips (B, T, 3, H, W), already normalised → AU probabilities Ŷ (B, T, N).
 
     Submodules in the paper's order: `backbone`, `au_projection`, `srm`, `trm`, `sff`, `acm`. Disabled
-    modules (spec §5.1) are `nn.Identity` (or a fresh `nn.Linear(d, d)` with
+    modules (§2.3, Table 1) are `nn.Identity` (or a fresh `nn.Linear(d, d)` with
     `ablation_replacement="linear"`) for SRM/TRM and `SumFusion` for SFF. T must equal
     `config.clip_length` (the TRM's BN is sized T−1).
     """
@@ -390,7 +383,7 @@ class STF(nn.Module):
         self.config = config
         self.num_aus = num_aus
         dim, frames = config.d, config.clip_length
-        self.backbone = Backbone(config.backbone, config.pretrained)
+        self.backbone = Backbone(config.backbone, config.pretrained, config.train_backbone)
         self.au_projection = AUProjection(self.backbone.out_channels, num_aus, dim, config.au_proj_type,
                                           config.au_proj_apply_on)
         self.srm = SRM(dim, num_aus, frames, config.srm_top_k, config) if config.use_srm else self._removed()
@@ -410,7 +403,7 @@ class STF(nn.Module):
         return nn.Identity()
 
     def forward_intermediates(self, clips: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Every stage of spec §3.9: tokens, x_linear, x_space, x_time, f_st and probabilities."""
+        """Every stage of the network: tokens, x_linear, x_space, x_time, f_st and probabilities."""
         if clips.dim() != 5 or clips.shape[2] != 3:
             raise ModelError(f"STF expects clips shaped (B, T, 3, H, W), got {tuple(clips.shape)}")
         batch, frames = clips.shape[:2]
@@ -438,4 +431,5 @@ def build_loss(config: STFConfig, au_rates: np.ndarray) -> WeightedBCELoss:
     return WeightedBCELoss(stf_au_weights(au_rates), inputs="probabilities")
 
 
-METHOD = register(Method("stf", STFConfig, build_model, build_loss, data_mode="clips", outputs="probabilities"))
+METHOD = register(Method("stf", STFConfig, build_model, build_loss, sampling=lambda config: config.clips,
+                         outputs="probabilities", top_level={"k": "srm_top_k"}))

@@ -17,7 +17,7 @@ POSITIONAL_ENCODINGS = ("sinusoidal", "none")
 
 
 def forward_difference(x: torch.Tensor, dim: int = 1) -> torch.Tensor:
-    """x[t+1] − x[t] along `dim`: length L → L−1 (STF §1.4, A-18). Needs L ≥ 2."""
+    """x[t+1] − x[t] along `dim`: length L → L−1 (STF §1.4; the sign is our choice). Needs L ≥ 2."""
     length = x.shape[dim]
     if length < 2:
         raise ValueError(f"forward_difference needs at least 2 steps along dim {dim}, got {length}")
@@ -25,7 +25,7 @@ def forward_difference(x: torch.Tensor, dim: int = 1) -> torch.Tensor:
 
 
 def restore_length_pool(x: torch.Tensor, dim: int = 1) -> torch.Tensor:
-    """Average pooling that turns L steps into L+1 along `dim` (STF TRM, T−1 → T; spec A-11).
+    """Average pooling that turns L steps into L+1 along `dim` (STF §1.4, TRM: T−1 → T; docs/methods/stf.md).
 
     `AvgPool1d(kernel_size=2, stride=1, padding=1, count_include_pad=False)`, identical to
     `adaptive_avg_pool1d(·, L+1)`. With g the input: out[0] = g[0], out[t] = (g[t−1] + g[t]) / 2 for
@@ -55,8 +55,8 @@ class TemporalTransformer(nn.Module):
 
     PyTorch's `TransformerEncoder` (ReLU feed-forward, post-LN unless `norm_first`) with a fixed
     sinusoidal positional encoding added to the input (`positional_encoding="none"` to omit it).
-    STF's Transformer-TRM variant (Table 3; spec A-21) uses 1 layer, 8 heads, feed-forward 2048,
-    dropout 0.1.
+    STF's Transformer-TRM variant (Table 3; the paper gives no configuration, see docs/methods/stf.md) uses
+    1 layer, 8 heads, feed-forward 2048, dropout 0.1.
     """
 
     def __init__(self, dim: int, num_layers: int = 1, num_heads: int = 8, feedforward_dim: int = 2048,
