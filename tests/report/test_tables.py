@@ -1,88 +1,37 @@
-"""Comparison tables (pipeline.md §2 `tables`): rendering, the STF paper numbers as data (spec stf.md §5.2–5.3),
-Table 1's parameter column (§5.2 "exp. params") and the stage's report on hand-made metrics."""
+"""The table kit: rendering, per-AU tables, which run fills a paper's row and under which protocol, and model
+cost from the efficiency stage's count."""
 from __future__ import annotations
 
 import csv
 import io
-import json
-import zlib
-from pathlib import Path
 
-import numpy as np
 import pytest
 
 from aubench.errors import ConfigError, DataError
-from aubench.report import write_stf_report
+from aubench.eval.efficiency_report import model_cost
 from aubench.report.tables import (
     MISSING,
+    OurRun,
+    Protocol,
     RunColumn,
     Value,
+    fill_row,
     from_fractions,
     load_paper,
+    load_results,
     per_au_table,
+    protocol_notes,
     render_csv,
     render_markdown,
-    stf_runs,
-    stf_scheduled_epochs,
-    stf_table1,
-    stf_table4,
-    stf_tables,
+    run_cost,
+    run_metrics_path,
+    run_protocol,
+    scored_runs,
 )
+from aubench.train.runs import resolve_run
+from tests.report.helpers import SYNTH, full_metrics, make_metrics, make_params, write_results
 
-SYNTH = "SynthAU (BP4D layout, synthetic)"
-BP4D_AUS = [1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24]
-
-ABLATIONS = {
-    "stf_A1_baseline": {"method": "stf", "overrides": {"use_trm": False, "use_srm": False, "use_sff": False}},
-    "stf_A2_trm_only": {"method": "stf", "overrides": {"use_srm": False, "use_sff": False}},
-    "stf_A3_srm_only": {"method": "stf", "overrides": {"use_trm": False, "use_sff": False}},
-    "stf_A4_sff_only": {"method": "stf", "overrides": {"use_trm": False, "use_srm": False}},
-    "stf_A5_wo_trm": {"method": "stf", "overrides": {"use_trm": False}},
-    "stf_A6_wo_srm": {"method": "stf", "overrides": {"use_srm": False}},
-    "stf_A7_wo_sff": {"method": "stf", "overrides": {"use_sff": False}},
-    "stf_K1": {"method": "stf", "overrides": {"srm_top_k": 1}},
-    "stf_K2": {"method": "stf", "overrides": {"srm_top_k": 2}},
-    "stf_K4": {"method": "stf", "overrides": {"srm_top_k": 4}},
-    "stf_K5": {"method": "stf", "overrides": {"srm_top_k": 5}},
-    "stf_TF_transformer_trm": {"method": "stf", "overrides": {"trm_variant": "transformer"}},
-    "baseline_other": {"method": "baseline", "overrides": {}},  # another method's variant: not an STF run
-}
-PARAMS = {"k": 3, "stf": {"clip_length": 16}, "ablations": ABLATIONS}
-
-# Spec stf.md §5.2, column "exp. params" (recommended implementation, BP4D N = 12) and "exp. FLOPs" (G MACs/frame).
-EXPECTED_TABLE1 = {"A1": (12_755_520, 2.476), "A2": (12_887_134, 2.477), "A3": (12_887_128, 2.478),
-                   "A4": (13_084_992, 2.481), "A5": (13_216_600, 2.482), "A6": (13_216_606, 2.482),
-                   "A7": (13_018_742, 2.479), "A8": (13_348_214, 2.484)}
-
-
-def make_metrics(run: str, f1: dict[str, list[float | None]], accuracy: float = 0.8,
-                 dataset: str = SYNTH) -> dict:
-    """A metrics JSON as aubench.eval.report writes it, from per-AU F1 fractions per fold (3 folds)."""
-    aus = [int(name.removeprefix("AU")) for name in f1]
-    folds = {}
-    for index in range(3):
-        fold_f1 = {name: values[index] for name, values in f1.items()}
-        defined = [value for value in fold_f1.values() if value is not None]
-        folds[f"fold{index + 1}"] = {
-            "mean_f1": round(float(np.mean(defined)), 4), "mean_accuracy": accuracy,
-            "f1": fold_f1, "accuracy": {name: accuracy for name in f1},
-            "positives": {name: 10 for name in f1}, "frames": {name: 100 for name in f1}}
-    means = [fold["mean_f1"] for fold in folds.values()]
-
-    def au_mean(values):
-        defined = [value for value in values if value is not None]
-        return round(float(np.mean(defined)), 4) if defined else None
-
-    return {"method": run, "dataset": dataset, "threshold": 0.5, "aus": aus,
-            "mean_f1": round(float(np.mean(means)), 4), "std_f1": round(float(np.std(means)), 4),
-            "mean_accuracy": accuracy, "std_accuracy": 0.0,
-            "per_au_f1": {name: au_mean(values) for name, values in f1.items()}, "folds": folds}
-
-
-def full_metrics(run: str, level: float = 0.5, dataset: str = SYNTH) -> dict:
-    draws = np.random.default_rng(zlib.crc32(run.encode()))
-    return make_metrics(run, {f"AU{au}": [round(level + 0.1 * draws.random(), 4) for _ in range(3)]
-                              for au in BP4D_AUS}, dataset=dataset)
+FULL = {"use_trm": True, "use_srm": True, "use_sff": True, "trm_variant": "gnn"}
 
 
 # --- values and rendering ---------------------------------------------------------------------------------
@@ -109,7 +58,7 @@ def test_per_au_table_renders_both_sides_with_their_datasets():
     rows = {cells[1]: cells for cells in csv.reader(io.StringIO(comma))}
     assert rows["AU"][:2] == ["section", "AU"]
     assert rows["AU"][2:] == ["w/o TRM: paper (BP4D)", f"w/o TRM: ours ({SYNTH})",
-                                   "full: paper (BP4D)", f"full: ours ({SYNTH})"]
+                              "full: paper (BP4D)", f"full: ours ({SYNTH})"]
     # AU1: mean 60.00, population std over folds 8.16; the paper's cells as printed
     assert rows["AU1"][2:] == ["56.04 ± 0.92", MISSING, "52.65 ± 0.80", "60.00 ± 8.16"]
     assert rows["AU2"][5] == MISSING  # undefined in every fold
@@ -117,6 +66,7 @@ def test_per_au_table_renders_both_sides_with_their_datasets():
     # our mean row: mean ± std over folds of the fold means 0.45, 0.60, 0.65 (undefined AUs left out per fold)
     assert rows["Mean"][2:] == ["65.05 ± 0.26", MISSING, "66.00 ± 0.64", "56.67 ± 8.50"]
     assert "| AU1 | 56.04 ± 0.92 | – | 52.65 ± 0.80 | 60.00 ± 8.16 |" in markdown
+    assert "Our runs" not in markdown  # no column records its provenance
     # our numbers are never labelled BP4D: every "ours" header names the metrics' dataset
     for text in (markdown, comma):
         assert "ours (BP4D" not in text and text.count(f"ours ({SYNTH})") >= 2
@@ -133,169 +83,101 @@ def test_ours_label_is_the_metrics_dataset_even_when_it_is_bp4d():
     assert all(row.cells["gnn"][1] is None for row in empty.sections[0].rows)
 
 
-# --- the paper's numbers (spec stf.md §5.2–5.3) -----------------------------------------------------------
-
-DOCUMENTED_MEAN_SLIPS = {("table2_f1", "wo_sff"): (65.36, 65.44), ("table4_f1", "K4"): (66.04, 66.13)}
-
-
-def test_paper_means_agree_with_their_per_au_values():
-    """Spec §5.3 arithmetic notes: every printed mean agrees with its 12 per-AU values to ±0.01, except
-    w/o SFF F1 (printed 65.36, recomputes to 65.44) and K = 4 F1 (printed 66.04, recomputes to 66.13)."""
-    tables = {key: table for key, table in load_paper("stf")["tables"].items() if key != "table1"}
-    assert set(tables) == {"table2_f1", "table2_accuracy", "table3_f1", "table3_accuracy", "table4_f1",
-                           "table4_accuracy"}
-    slips = {}
-    for key, table in tables.items():
-        assert table.dataset == "BP4D" and table.source.startswith("STF paper, Table")
-        assert table.aus == [f"AU{au}" for au in BP4D_AUS]
-        for column in table.columns:
-            computed = float(np.mean([table.values[column][au][0] for au in table.aus]))
-            printed = table.values[column]["mean"][0]
-            if abs(computed - printed) > 0.01 + 1e-9:
-                slips[(key, column)] = (printed, round(computed, 2))
-    assert slips == DOCUMENTED_MEAN_SLIPS
+def test_per_au_table_names_the_run_and_protocol_of_each_column():
+    params = make_params(ablation=["stf_A5_wo_trm"])
+    filled = fill_row(params, {"run": "stf_A5_wo_trm"}, "a column")
+    columns = [RunColumn.of("wo_trm", "w/o TRM", "wo_trm", filled),
+               RunColumn.of("wo_srm", "w/o SRM", "wo_srm", OurRun("stf_A6_wo_srm"))]
+    table = per_au_table("t", {"f1": load_paper("stf")["tables"]["table2_f1"]}, columns,
+                         {"stf_A5_wo_trm": full_metrics("stf_A5_wo_trm", folds=1)}, "here")
+    rows = [cells for cells in csv.reader(io.StringIO(render_csv(table))) if cells[0] == "Our runs"]
+    assert rows == [["Our runs", "run", "", "stf_A5_wo_trm", "", "stf_A6_wo_srm (not run)"],
+                    ["Our runs", "protocol", "", "ablation: fold 1, 3 epochs, profile cpu", "", MISSING]]
+    assert "**Our runs**" in render_markdown(table)
 
 
-def test_paper_tables_agree_where_they_repeat_the_same_model():
-    """The full model (K = 3, GNN TRM) appears in Tables 1, 2, 3 and 4/5 with identical per-AU values;
-    Table 1's rows A5–A7 repeat in Table 2 (means equal but for the documented 65.04 vs 65.05, spec §11.6)."""
-    paper = load_paper("stf")["tables"]
-    for metric in ("f1", "accuracy"):
-        full = paper[f"table2_{metric}"].values["full"]
-        assert paper[f"table3_{metric}"].values["gnn"] == full
-        assert paper[f"table4_{metric}"].values["K3"] == full
-        assert full["mean"][0] == paper["table1"]["rows"]["A8"][metric][0]
-    table1 = paper["table1"]["rows"]
-    for row, column in (("A5", "wo_trm"), ("A6", "wo_srm"), ("A7", "wo_sff")):
-        assert table1[row]["accuracy"][0] == paper["table2_accuracy"].values[column]["mean"][0]
-    assert [table1[row]["f1"][0] for row in ("A5", "A6", "A7")] == [65.04, 65.11, 65.36]
-    assert [paper["table2_f1"].values[column]["mean"][0] for column in ("wo_trm", "wo_srm", "wo_sff")] == \
-        [65.05, 65.11, 65.36]
-    assert paper["table1"]["dataset"] == "BP4D" and paper["table1"]["source"] == "STF paper, Table 1"
-    assert [(table1[row]["params_m"], table1[row]["flops_g"]) for row in ("A1", "A4", "A8")] == \
-        [(11.69, 2.382), (12.75, 2.483), (13.31, 2.495)]
+# --- which run fills a row, and its protocol ------------------------------------------------------------------
+
+def test_a_row_takes_its_own_run_and_records_its_protocol():
+    filled = fill_row(make_params(), {"run": ["stf_A8_full", "stf"], "switches": FULL}, "row A8")
+    assert filled.name == "stf_A8_full" and filled.run.spec.group == "ablation"
+    assert filled.protocol == Protocol("ablation", (1,), 3, "cpu")
+    assert filled.run_label == "stf_A8_full"
+    assert filled.protocol_label == "ablation: fold 1, 3 epochs, profile cpu"
 
 
-# --- STF Table 1: our params and MACs per frame --------------------------------------------------------------
-
-def test_table1_params_column_equals_the_spec_expected_counts():
-    """Spec §5.2 "exp. params" (exact) and "exp. FLOPs" (±0.0005 G, MACs/frame incl. BN) for A1–A8, N = 12."""
-    runs = stf_runs(PARAMS)
-    results = {name: full_metrics(name) for name in runs}
-    table = stf_table1(load_paper("stf"), runs, results)
-    rows = {row.labels[0]: row for row in table.sections[0].rows}
-    assert list(rows) == list(EXPECTED_TABLE1)
-    for row_id, (params, flops) in EXPECTED_TABLE1.items():
-        ours_params, ours_macs = rows[row_id].cells["params"][1], rows[row_id].cells["flops"][1]
-        assert ours_params.mean == params, row_id
-        assert abs(ours_macs.mean / 1e9 - flops) <= 0.0005, row_id
-    markdown = render_markdown(table)
-    assert "| A1 | baseline | none | stf_A1_baseline | 63.56 ± 0.55 |" in markdown
-    assert "11.69M | 12,755,520 | 2.382G | 2.476G |" in markdown
-    assert "13.31M | 13,348,214 | 2.495G | 2.484G |" in markdown
-    assert "bare torchvision ResNet-18" in markdown and "not additive" in markdown  # the §6.3 note
+def test_a_shared_run_stands_in_only_when_the_rows_own_run_is_not_run_and_it_fits():
+    params = make_params(ablation=["stf_A1_baseline"], k=4)
+    entry = {"run": ["stf_K4", "stf"], "switches": {**FULL, "srm_top_k": 4}}
+    filled = fill_row(params, entry, "column K4")
+    assert filled.name == "stf" and filled.protocol == Protocol("from_upstream", (1, 2, 3), 6, "cpu")
+    # the main run has K = 4: it does not fit K = 3, and that is no error (its K follows params `k`)
+    missing = fill_row(params, {"run": ["stf_A8_full", "stf"], "switches": {**FULL, "srm_top_k": 3}}, "K3")
+    assert missing.run is None and missing.protocol is None
+    assert (missing.run_label, missing.protocol_label) == ("stf_A8_full (not run)", MISSING)
 
 
-def test_table1_marks_a_run_that_is_not_run_and_a_top_k_other_than_the_papers():
-    """A variant left out of `ablate.variants` is not run: its cells are "–", never invented."""
-    params = {**PARAMS, "k": 4, "ablate": {"variants": [name for name in ABLATIONS if name != "stf_A2_trm_only"]}}
-    runs = stf_runs(params)
-    assert "stf_A2_trm_only" not in runs and "baseline_other" not in runs
-    results = {name: full_metrics(name) for name in runs}
-    results["stf_A3_srm_only"] = None  # configured but without results
-    rows = {row.labels[0]: row for row in stf_table1(load_paper("stf"), runs, results).sections[0].rows}
-    assert rows["A2"].labels[3] == "stf_A2_trm_only (not run)"
-    assert [rows["A2"].cells[key][1] for key in ("f1", "accuracy", "params", "flops")] == [None] * 4
-    assert rows["A3"].cells["f1"][1] is None and rows["A3"].cells["params"][1].mean == 12_887_128
-    assert "[ours: stf has K = 4, paper K = 3]" in rows["A8"].labels[1]
+def test_a_run_whose_overrides_disagree_with_its_row_is_a_config_error():
+    params = make_params(variants={"stf_A5_wo_trm": {"use_srm": False}}, ablation=["stf_A5_wo_trm"])
+    with pytest.raises(ConfigError, match=r"variants.stf_A5_wo_trm: run 'stf_A5_wo_trm' fills row A5, which needs "
+                                          r"use_trm=False.*resolves to use_trm=True, use_srm=False"):
+        fill_row(params, {"run": "stf_A5_wo_trm", "switches": {"use_trm": False, "use_srm": True}}, "row A5")
+    with pytest.raises(ConfigError, match="use_grm"):
+        fill_row(make_params(), {"run": "stf_A8_full", "switches": {"use_grm": True}}, "row A8")
 
 
-def test_ablate_variants_must_name_ablations_entries():
-    with pytest.raises(ConfigError, match="ablate.variants: 'stf_K9'"):
-        stf_runs({**PARAMS, "ablate": {"variants": ["stf_K1", "stf_K9"]}})
+def test_protocol_follows_the_run_group_and_the_epochs_the_engine_resolves():
+    params = make_params(ablate_folds=[1, 2], ablate_epochs=None, train_epochs=None, profile="paper",
+                         stf={"optim": {"epochs": 240}})
+    ablation, main = resolve_run(params, "stf_A1_baseline"), resolve_run(params, "stf")
+    assert run_protocol(params, ablation) == Protocol("ablation", (1, 2), 240, "paper")  # stf.optim.epochs
+    assert run_protocol(params, main) == Protocol("from_upstream", (1, 2, 3), 240, "paper")
+    params = make_params(ablate_epochs=None, train_epochs=5)
+    assert run_protocol(params, resolve_run(params, "stf_A1_baseline")).epochs == 5
 
 
-def test_single_fold_runs_show_no_std_and_the_notes_say_how_runs_differ():
-    """The default pipeline scores ablations on one fold for fewer epochs: no "± 0.00", and the notes say so."""
-    params = {**PARAMS, "train": {"epochs": 3}, "ablate": {"variants": ["stf_A5_wo_trm"], "epochs": 1}}
-    runs = stf_runs(params)
-    one_fold = full_metrics("stf_A5_wo_trm")
-    one_fold["folds"] = {"fold1": one_fold["folds"]["fold1"]}
-    one_fold["std_f1"] = 0.0
-    results = {"stf": full_metrics("stf"), "stf_A5_wo_trm": one_fold}
-    table = stf_table1(load_paper("stf"), runs, results, epochs=stf_scheduled_epochs(params, runs))
-    rows = {row.labels[0]: row for row in table.sections[0].rows}
-    assert "±" not in rows["A5"].cells["f1"][1].render() and "±" in rows["A8"].cells["f1"][1].render()
-    notes = " ".join(table.notes)
-    assert "stf_A5_wo_trm: fold1" in notes and "stf: fold1, fold2, fold3" in notes
-    assert "epochs scheduled (params) — stf_A5_wo_trm: 1; stf: 3 (the paper's schedule: 240)" in notes
-    per_au = per_au_table("t", {"f1": load_paper("stf")["tables"]["table2_f1"]},
-                          [RunColumn("wo_trm", "w/o TRM", "wo_trm", "stf_A5_wo_trm")], results, "here")
-    assert all("±" not in render_csv(per_au).splitlines()[row].split(",")[-1] for row in range(1, 14))
-    assert stf_scheduled_epochs({"ablate": {"variants": []}}, stf_runs({})) == {"stf": 20}  # optim.epochs default
+def test_protocol_notes_say_whether_the_runs_compare_like_for_like():
+    params = make_params()
+    rows = [fill_row(params, {"run": name}, name) for name in ("stf_A5_wo_trm", "stf_A8_full")]
+    results = {name: full_metrics(name, folds=1) for name in ("stf_A5_wo_trm", "stf_A8_full", "stf")}
+    notes = " ".join(protocol_notes(rows + [OurRun("stf_K1")], results, "3 folds, 240 epochs"))
+    assert "every run scored on fold1" in notes and "no std" in notes
+    assert "like for like — every run trained under one protocol, fold 1, 3 epochs, profile cpu " \
+           "(the paper's: 3 folds, 240 epochs)" in notes
+    mixed = " ".join(protocol_notes([rows[0], fill_row(params, {"run": "stf"}, "main")], results))
+    assert "NOT like for like" in mixed
+    assert "stf_A5_wo_trm: ablation: fold 1, 3 epochs, profile cpu; stf: from_upstream: folds 1, 2, 3, 6 epochs" \
+        in mixed
 
 
-def test_a_variant_that_disagrees_with_its_paper_row_is_a_config_error():
-    params = {**PARAMS, "ablations": {**ABLATIONS, "stf_A5_wo_trm": {"method": "stf", "overrides": {"use_srm": False}}}}
-    runs = stf_runs(params)
-    with pytest.raises(ConfigError, match="ablations.stf_A5_wo_trm: fills STF Table 1 row A5"):
-        stf_table1(load_paper("stf"), runs, {})
+# --- metrics files ---------------------------------------------------------------------------------------------
+
+def test_metrics_paths_follow_the_run_group_and_a_missing_file_names_its_stage(tmp_path):
+    params = make_params()
+    runs = scored_runs(params, "stf")
+    assert sorted(runs) == sorted(["stf", "stf_A1_baseline", "stf_A5_wo_trm", "stf_A6_wo_srm", "stf_A7_wo_sff",
+                                   "stf_A8_full"])
+    assert run_metrics_path(runs["stf"], tmp_path) == (tmp_path / "stf.json", "evaluate@stf")
+    assert run_metrics_path(runs["stf_A8_full"], tmp_path) == (tmp_path / "ablations/stf_A8_full.json",
+                                                               "evaluate-ablation@stf_A8_full")
+    write_results(tmp_path, main=["stf"], ablation=["stf_A1_baseline"])
+    assert set(load_results([runs["stf"], runs["stf_A1_baseline"]], tmp_path)) == {"stf", "stf_A1_baseline"}
+    with pytest.raises(DataError, match=r"stf_A8_full\.json: metrics are missing.*evaluate-ablation@stf_A8_full"):
+        load_results([runs["stf_A8_full"]], tmp_path)
+    # a main run not listed in `methods` is not scored, so its metrics are not expected
+    assert "stf" not in scored_runs({**params, "methods": ["baseline"]}, "stf")
 
 
-# --- STF Table 4: Top-K columns follow each run's actual K -------------------------------------------------
+# --- model cost ------------------------------------------------------------------------------------------------
 
-def test_topk_table_places_the_main_run_under_its_own_k():
-    runs = stf_runs({**PARAMS, "k": 4})
-    results = {name: full_metrics(name) for name in runs}
-    table = stf_table4(load_paper("stf"), runs, results)
-    labels = [column.label for column in table.columns]
-    assert labels == ["K = 1", "K = 2", "K = 3", "K = 4 (main run stf, params k = 4)",
-                      "K = 4 (stf_K4)", "K = 5"]
-    mean_row = table.sections[0].rows[-1]
-    k3 = table.columns[2].key
-    assert mean_row.cells[k3] == (Value(66.0, 0.64), None)  # the paper's K = 3 has no run of ours here
-    assert any("not the paper's K = 3" in note for note in table.notes)
-    default = stf_table4(load_paper("stf"), stf_runs(PARAMS), results)
-    assert [column.label for column in default.columns][2] == "K = 3 (main run stf, params k = 3)"
-
-
-# --- the stage's report ------------------------------------------------------------------------------------
-
-def _write_results(root: Path, runs) -> None:
-    for name in runs:
-        path = root / "metrics" / (f"{name}.json" if name == "stf" else f"ablations/{name}.json")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(full_metrics(name)))
-
-
-def test_report_writes_every_table_with_a_datasets_header(tmp_path):
-    _write_results(tmp_path, stf_runs(PARAMS))
-    written = write_stf_report(PARAMS, tmp_path / "metrics", tmp_path / "metrics/tables", tmp_path / "plots")
-    names = sorted(path.name for path in written)
-    assert names == sorted([f"stf_table{n}.{ext}" for n in range(1, 5) for ext in ("md", "csv")]
-                           + ["stf_per_au_f1.png", "stf_k_curve.png", "stf_k_curve.json"])
-    for number in range(1, 5):
-        markdown = (tmp_path / f"metrics/tables/stf_table{number}.md").read_text()
-        first = markdown.splitlines()[0]
-        assert first.startswith("Datasets: paper side = BP4D (STF paper, Table") and f"ours side = {SYNTH}" in first
-        assert "ours (BP4D" not in markdown
-        assert list(csv.reader(io.StringIO((tmp_path / f"metrics/tables/stf_table{number}.csv").read_text())))
-    assert "Top-K" in (tmp_path / "metrics/tables/stf_table4.md").read_text()
-
-
-def test_report_fails_naming_the_missing_metrics_and_their_stage(tmp_path):
-    runs = stf_runs(PARAMS)
-    _write_results(tmp_path, [name for name in runs if name != "stf_K5"])
-    with pytest.raises(DataError, match=r"stf_K5\.json: metrics are missing.*evaluate-ablation@stf_K5"):
-        write_stf_report(PARAMS, tmp_path / "metrics", tmp_path / "tables", tmp_path / "plots")
-    (tmp_path / "metrics/stf.json").unlink()
-    with pytest.raises(DataError, match=r"metrics/stf\.json: .*evaluate@stf"):
-        write_stf_report(PARAMS, tmp_path / "metrics", tmp_path / "tables", tmp_path / "plots")
-
-
-def test_tables_are_keyed_by_their_file_stems():
-    runs = stf_runs(PARAMS)
-    tables = stf_tables(load_paper("stf"), runs, {name: full_metrics(name) for name in runs})
-    assert list(tables) == ["stf_table1", "stf_table2", "stf_table3", "stf_table4"]
-    assert [len(table.sections) for table in tables.values()] == [1, 2, 2, 2]
-    assert all(len(section.rows) == 13 for table in list(tables.values())[1:] for section in table.sections)
+def test_run_cost_is_the_efficiency_stage_count_without_pretrained_weights():
+    """The efficiency stage's `model_cost`, on the run's config with `pretrained` off (a count needs no weights,
+    and ImageNet weights may not be on this machine)."""
+    params = make_params()
+    params["baseline"] = {"pretrained": True}
+    run = resolve_run(params, "baseline")
+    assert run.method_config.pretrained
+    parameters, macs = run_cost(run, 12, 64)
+    plain = resolve_run(make_params(), "baseline")
+    assert (parameters, macs) == model_cost(plain.method, plain.method_config, 12, 64)
+    assert parameters > 11_000_000 and macs > 0

@@ -1,41 +1,44 @@
-"""Reports: the papers' tables and figures, the paper's numbers beside ours (pipeline.md §2 `tables`).
+"""Reports: each paper's tables and figures (the paper's numbers beside ours) and every method beside the
+reference predictors.
 
-`tables` holds the general table machinery and the STF tables, `figures` the ablation plots, and
-`papers/<method>.yaml` each paper's published numbers as data. `write_stf_report` is what the `tables`
-stage runs for STF.
+`tables` is the generic table kit (values, comparison tables, Markdown and CSV, which of our runs fills a
+paper's row and under which protocol), `figures` the generic plots, `references` the methods-beside-references
+table, and `papers/<method>.py` with `papers/<method>.yaml` one paper's tables, figures and published numbers.
+`write_reports` is what the `tables` stage runs.
 """
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+PAPERS = "aubench.report.papers"
 
-def write_stf_report(params: Mapping[str, Any], metrics_dir: Path = Path("metrics"),
-                     tables_dir: Path = Path("metrics/tables"), plots_dir: Path = Path("plots/ablations"),
-                     input_size: int = 256) -> list[Path]:
-    """STF Tables 1–4 (Markdown + CSV) and figures from params and the runs' metrics.
 
-    Params read: `k`, `stf`, `ablations`, `ablate.variants`/`ablate.epochs` and `train.epochs`. Every STF run
-    the pipeline trains (the main run `stf` and each stf variant that `ablate.variants` lists) must have its
-    metrics file (metrics/stf.json, metrics/ablations/<variant>.json); a missing one is a DataError naming the
-    file and the stage that writes it. Returns the written paths.
-    """
-    from aubench.report.figures import write_stf_figures
-    from aubench.report.tables import (
-        load_paper,
-        load_stf_results,
-        stf_runs,
-        stf_scheduled_epochs,
-        stf_tables,
-        write_table,
-    )
+def paper_module(method: str) -> ModuleType | None:
+    """`aubench.report.papers.<method>`, the module with that method's paper tables, or None if it has none."""
+    name = f"{PAPERS}.{method}"
+    return importlib.import_module(name) if importlib.util.find_spec(name) is not None else None
 
-    paper = load_paper("stf")
-    runs = stf_runs(params)
-    results = load_stf_results(runs, Path(metrics_dir))
+
+def write_reports(params: Mapping[str, Any], metrics_dir: Path = Path("metrics"),
+                  tables_dir: Path = Path("metrics/tables"), plots_dir: Path = Path("plots/ablations")) -> list[Path]:
+    """For each entry of params `methods` that has a paper module, its `write_tables(params, metrics_dir,
+    tables_dir, plots_dir)`; then tables_dir/references.{md,csv}: every method of `methods` beside the
+    reference predictors of metrics/difficulty.json. Returns the written paths."""
+    from aubench.report.references import write_reference_table
+    from aubench.report.tables import read_run_metrics
+
+    metrics_dir, tables_dir, plots_dir = Path(metrics_dir), Path(tables_dir), Path(plots_dir)
+    methods = list(params.get("methods") or ())
     written: list[Path] = []
-    epochs = stf_scheduled_epochs(params, runs)
-    for stem, table in stf_tables(paper, runs, results, input_size, epochs).items():
-        written += write_table(table, Path(tables_dir) / stem)
-    return written + write_stf_figures(paper, runs, results, Path(plots_dir))
+    for method in methods:
+        module = paper_module(method)
+        if module is not None:
+            written += module.write_tables(params, metrics_dir, tables_dir, plots_dir)
+    scored = {name: read_run_metrics(metrics_dir / f"{name}.json", f"evaluate@{name}") for name in methods}
+    difficulty = read_run_metrics(metrics_dir / "difficulty.json", "difficulty")
+    return written + list(write_reference_table(scored, difficulty, tables_dir / "references"))

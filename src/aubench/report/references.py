@@ -10,20 +10,12 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aubench.errors import DataError
 from aubench.eval.difficulty import REFERENCES
 from aubench.report.tables import MISSING, per_au_values, render, summary_value
-
-
-@dataclass(frozen=True)
-class TablesConfig:
-    """The `tables` params section."""
-
-    methods: tuple[str, ...] = ("baseline",)  # shown beside the references in metrics/tables/references
 
 
 REFERENCE_LABELS = {"always_positive": "always positive", "single_frame": "landmark probe, single frame",
