@@ -1,4 +1,4 @@
-"""ME-GraphAU list export (anchors.md §1.1: file names, path and label line formats, class weights)."""
+"""ME-GraphAU list export (the list files of its codebase: file names, path and label line formats, class weights)."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""The aligned store (pipeline.md §2 align: one memory-mapped uint8 array per sequence plus an index)."""
+"""The aligned store (README, the `align` stage: one memory-mapped uint8 array per sequence plus an index)."""
 from __future__ import annotations
 
 import json
@@ -51,7 +51,7 @@ def make_sequence(root: Path, subject: str, task: str, count: int, valid: np.nda
 
 
 def test_build_store_round_trip(tmp_path):
-    """§2 align: (T, S, S, 3) uint8 memory-mapped crops, labels masked where landmarks are invalid, an index."""
+    """(T, S, S, 3) uint8 memory-mapped crops, labels masked where landmarks are invalid, an index."""
     valid = np.array([True, False, True, True, False])
     first = make_sequence(tmp_path, "F001", "T1", 5, valid=valid)
     second = make_sequence(tmp_path, "M002", "T2", 3)

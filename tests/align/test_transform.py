@@ -1,4 +1,4 @@
-"""Similarity alignment (pipeline.md §2 align): eye centres level, at a fixed distance and position."""
+"""Similarity alignment (README, the `align` stage): eye centres level, at a fixed distance and position."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,7 +11,7 @@ EYE_RING = np.array([[-3, 0], [-1.5, -1], [1.5, -1], [3, 0], [1.5, 1], [-1.5, 1]
 
 
 def face_points(left_eye, right_eye, seed: int = 0) -> np.ndarray:
-    """68 points (iBUG order, §5) whose 36–41 mean is `left_eye` and 42–47 mean is `right_eye`."""
+    """68 points (iBUG 68-point order) whose 36–41 mean is `left_eye` and 42–47 mean is `right_eye`."""
     points = np.random.default_rng(seed).uniform(0, 50, size=(68, 2))
     points[36:42] = np.asarray(left_eye, dtype=np.float64) + EYE_RING
     points[42:48] = np.asarray(right_eye, dtype=np.float64) + 0.7 * EYE_RING[::-1]
@@ -30,7 +30,7 @@ def test_eye_template_hand_worked():
 
 
 def test_eye_centres_are_the_means_of_points_36_41_and_42_47():
-    """§5: eyes are iBUG points 36–47; 36–41 is the image-left eye."""
+    """The eyes are iBUG points 36–47; 36–41 is the image-left eye."""
     np.testing.assert_allclose(eye_centres(face_points((12.5, 30), (40, 31.5))), [[12.5, 30], [40, 31.5]])
 
 
@@ -82,7 +82,7 @@ def centroid(channel: np.ndarray) -> np.ndarray:
     (400, (120.0, 230.0), (290.0, 190.0), 5.0),     # large face: shrinks about 4×
 ])
 def test_align_frame_puts_eye_centres_on_the_template(size, left, right, sigma):
-    """§2 align: eye centres level, at the template's distance and position (left eye in red, right in green)."""
+    """Eye centres level, at the template's distance and position (left eye in red, right in green)."""
     config = AlignConfig(crop_size=128)
     image = blob_image(size, {0: left, 1: right}, sigma)
     crop = align_frame(image, face_points(left, right), config)

@@ -1,4 +1,4 @@
-"""BP4D and DISFA adapters on tiny fixture trees written in the official layouts (pipeline.md §1.1–1.2)."""
+"""BP4D and DISFA adapters on tiny fixture trees written in the official layouts (README, Data)."""
 from __future__ import annotations
 
 import logging
@@ -63,7 +63,7 @@ def bp4d_config(root: Path, **layout) -> DatasetConfig:
 
 
 def test_bp4d_frame_numbers_labels_and_sorted_keys(tmp_path):
-    """§1.1: frame number = first CSV column, labels in BP4D AU order, 9 (not coded) masked as UNKNOWN."""
+    """BP4D: frame number = first CSV column, labels in BP4D AU order, 9 (not coded) masked as UNKNOWN."""
     labels_a = random_labels(4, seed=1)
     labels_b = random_labels(3, seed=2)
     labels_c = random_labels(2, seed=3)
@@ -93,7 +93,7 @@ def test_bp4d_frame_numbers_labels_and_sorted_keys(tmp_path):
 
 
 def test_bp4d_columns_found_by_au_number_not_position(tmp_path):
-    """§1.1: 'one column per AU number' — a shuffled header with extra AUs still yields the 12 AUs in order."""
+    """BP4D: one column per AU number, so a shuffled header with extra AUs still yields the 12 AUs in order."""
     labels = random_labels(6, seed=4, values=(0, 1))
     header = tuple(reversed(HEADER_AUS))
     path = tmp_path / "F001_T1.csv"
@@ -104,7 +104,7 @@ def test_bp4d_columns_found_by_au_number_not_position(tmp_path):
 
 
 def test_bp4d_brief_header_style_with_extra_column(tmp_path):
-    """Header '0,1,2,4,...,24,25': AU25 is not a BP4D occurrence AU (§1.1) and is ignored."""
+    """Header '0,1,2,4,...,24,25': AU25 is not a BP4D occurrence AU and is ignored."""
     path = tmp_path / "F001_T1.csv"
     path.write_text("0,1,2,4,6,7,10,12,14,15,17,23,24,25\n"
                     "3,1,0,0,0,0,0,0,0,0,0,0,1,1\n"
@@ -124,7 +124,7 @@ def test_bp4d_task_folder_without_label_csv_is_ignored(tmp_path):
 
 
 def test_bp4d_custom_frame_pattern(tmp_path):
-    """§1.1: the frame-file pattern is a param (copies differ in zero padding and nesting)."""
+    """The BP4D frame-file pattern is a param (copies differ in zero padding and nesting)."""
     pattern = "2D/{subject}-{task}/img_{frame:06d}.jpg"
     labels = random_labels(3, seed=6)
     make_bp4d(tmp_path, {("F003", "T4"): ([98, 99, 100], labels)}, pattern=pattern, label_dir="labels/occ")
@@ -170,7 +170,7 @@ def test_bp4d_label_file_without_rows_or_with_text(tmp_path):
 
 
 def test_bp4d_frame_listed_in_csv_but_missing_on_disk(tmp_path):
-    """§1.1: fail naming the first missing frame."""
+    """A missing BP4D frame stops the adapter with a message naming it."""
     make_bp4d(tmp_path, {("F001", "T1"): ([1, 2, 3], random_labels(3, seed=9))})
     missing = tmp_path / "Sequences" / "F001" / "T1" / "0002.jpg"
     missing.unlink()
@@ -181,7 +181,7 @@ def test_bp4d_frame_listed_in_csv_but_missing_on_disk(tmp_path):
 
 
 def test_bp4d_missing_frame_folder(tmp_path):
-    """§1.1: a subject/task folder that is absent is named as such."""
+    """A BP4D subject/task folder that is absent is named as such."""
     make_bp4d(tmp_path, {("F001", "T1"): ([1], random_labels(1, seed=10))})
     write_bp4d_csv(tmp_path / "AUCoding" / "AU_OCC" / "M002_T3.csv", [1, 2], random_labels(2, seed=11))
     with pytest.raises(DataError) as raised:
@@ -252,7 +252,7 @@ def disfa_config(root: Path, **layout) -> DatasetConfig:
 
 
 def test_disfa_occurrence_is_intensity_at_least_two(tmp_path):
-    """§1.2: occurrence = intensity ≥ 2, AUs in DISFA order (1, 2, 4, 6, 9, 12, 25, 26)."""
+    """DISFA: occurrence = intensity ≥ 2, AUs in DISFA order (1, 2, 4, 6, 9, 12, 25, 26)."""
     intensities = make_disfa(tmp_path, "SN002", count=6, seed=0)
     intensities_other = make_disfa(tmp_path, "SN001", count=5, seed=1)
     records = load_sequences(disfa_config(tmp_path))
@@ -281,14 +281,14 @@ def test_disfa_hand_worked_thresholds(tmp_path):
 
 
 def test_disfa_frame_numbers_are_the_label_files_numbers(tmp_path):
-    """SequenceRecord.frame_numbers: 'the numbers the label files use' — DISFA label files are 1-based (§1.2)."""
+    """SequenceRecord.frame_numbers: 'the numbers the label files use' — DISFA label files are 1-based."""
     make_disfa(tmp_path, "SN001", count=4, seed=2)
     [record] = load_sequences(disfa_config(tmp_path))
     np.testing.assert_array_equal(record.frame_numbers, [1, 2, 3, 4])
 
 
 def test_disfa_label_file_not_starting_at_frame_one_is_rejected(tmp_path):
-    """Frames must run 1, 2, … so that label k is video frame k−1 (§1.2)."""
+    """Frames must run 1, 2, … so that DISFA label k is video frame k−1."""
     make_disfa(tmp_path, "SN001", count=4, seed=2)
     label = tmp_path / "ActionUnit_Labels" / "SN001" / "SN001_au4.txt"
     label.write_text("".join(f"{frame},0\n" for frame in range(2, 6)))

@@ -1,4 +1,4 @@
-"""Subject-exclusive folds (pipeline.md §1.3)."""
+"""Subject-exclusive folds: the standard 3-fold subject splits of the cited papers, or a seeded split (README, Data)."""
 import numpy as np
 import pytest
 

@@ -97,7 +97,7 @@ def generated() -> tuple[SynthConfig, list[SequenceLabels]]:
 
 
 def test_lip_corner_puller_and_depressor_never_co_occur(generated: tuple[SynthConfig, list]) -> None:
-    """pipeline.md §1.4: mutual exclusion such as AU12 vs AU15 must be learnable from the labels."""
+    """SynthAU: mutual exclusion such as AU12 vs AU15 must be learnable from the labels."""
     config, labels = generated
     statistics = label_statistics(labels, config.fps)
     assert statistics["positives"]["AU12"] > 100 and statistics["positives"]["AU15"] > 20

@@ -1,4 +1,4 @@
-"""Evaluation protocol (pipeline.md §3) on hand-worked numbers."""
+"""Evaluation protocol (README, "Evaluation protocol") on hand-worked numbers."""
 import math
 
 import numpy as np

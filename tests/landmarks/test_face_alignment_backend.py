@@ -1,4 +1,4 @@
-"""`face_alignment` backend (pipeline.md §2 landmarks): weights fetched on first use; when unavailable, stop with
+"""`face_alignment` backend (README, the `landmarks` stage): weights fetched on first use; when unavailable, stop with
 a message that says so and names the dlib backend. No test here may touch the network."""
 from __future__ import annotations
 

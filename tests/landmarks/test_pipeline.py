@@ -1,4 +1,4 @@
-"""The landmarks stage (pipeline.md §2 landmarks, §5 iBUG 68-point order): gap filling, QA, dlib backend."""
+"""The landmarks stage (README, the `landmarks` stage; iBUG 68-point order): gap filling, QA, dlib backend."""
 from __future__ import annotations
 
 import logging
@@ -20,7 +20,7 @@ EYE_RING = np.array([[-3, 0], [-1.5, -1], [1.5, -1], [3, 0], [1.5, 1], [-1.5, 1]
 
 
 def face_points(left_eye, right_eye, seed: int = 0) -> np.ndarray:
-    """68 random points whose 36–41 mean is `left_eye` and 42–47 mean is `right_eye` (§5 iBUG order)."""
+    """68 random points whose 36–41 mean is `left_eye` and 42–47 mean is `right_eye` (iBUG 68-point order)."""
     points = np.random.default_rng(seed).uniform(0, 100, size=(68, 2))
     points[36:42] = np.asarray(left_eye, dtype=np.float64) + EYE_RING
     points[42:48] = np.asarray(right_eye, dtype=np.float64) + 0.5 * EYE_RING
@@ -36,7 +36,7 @@ def track(values: list[float]) -> np.ndarray:
 
 
 def test_fill_gaps_two_frame_gap_is_exactly_linear():
-    """§2: short gaps are filled by interpolation between detected frames."""
+    """Short gaps are filled by interpolation between detected frames."""
     points = track([0, 3, 99, 99, 12, 12])
     detected = np.array([True, True, False, False, True, True])
     filled, valid = fill_gaps(points, detected, max_gap=2)
@@ -148,7 +148,7 @@ def fake_landmarker(monkeypatch):
 
 
 def test_detect_sequence_logs_faceless_frames_and_fills_them(tmp_path, fake_landmarker, caplog):
-    """§2: per-frame success is recorded, the faceless frame is named in the log, and the short gap filled."""
+    """Per-frame success is recorded, the faceless frame is named in the log, and the short gap filled."""
     record = make_record(tmp_path, 6)
     fake_landmarker({2})
     with caplog.at_level(logging.WARNING, logger="aubench.landmarks.pipeline"):
@@ -170,7 +170,7 @@ def test_detect_sequence_at_the_invalid_limit_passes(tmp_path, fake_landmarker):
 
 
 def test_detect_sequence_too_many_invalid_frames_raises_naming_sequence_and_frame(tmp_path, fake_landmarker):
-    """§2: a sequence with too many invalid frames stops the stage with a message naming it."""
+    """A sequence with too many invalid frames stops the stage with a message naming it."""
     record = make_record(tmp_path, 10, subject="M007", task="T3")
     fake_landmarker({4, 5, 6})
     with pytest.raises(DataError) as raised:
@@ -198,7 +198,7 @@ def test_sequence_landmarks_save_load_round_trip(tmp_path):
 
 
 def test_run_landmarks_writes_files_and_reports(tmp_path, fake_landmarker):
-    """§2: report detection rate and landmark error normalised by inter-ocular distance."""
+    """Report detection rate and landmark error normalised by inter-ocular distance."""
     first = make_record(tmp_path / "frames", 4, "F001", "T1")
     second = make_record(tmp_path / "frames", 2, "F002", "T1")
     fake_landmarker({1})  # each sequence gets its own landmarker: frame 1 of each is faceless
@@ -229,7 +229,7 @@ def test_run_landmarks_writes_files_and_reports(tmp_path, fake_landmarker):
 
 
 def test_inter_ocular_distance_uses_eye_centres():
-    """§5: eyes are points 36–41 (image-left) and 42–47 (image-right)."""
+    """iBUG order: the eyes are points 36–41 (image-left) and 42–47 (image-right)."""
     points = face_points((20, 30), (26, 38))  # 6-8-10 triangle
     assert inter_ocular_distance(points) == pytest.approx(10.0)
     batch = np.stack([points, face_points((0, 0), (0, 4), seed=1)])
@@ -255,7 +255,7 @@ def test_normalised_error_hand_worked():
 
 
 def test_dlib_finds_68_landmarks_on_a_real_photo():
-    """§2 landmarks, offline dlib backend on a real photo (scikit-image's astronaut)."""
+    """The offline dlib backend on a real photo (scikit-image's astronaut)."""
     pytest.importorskip("dlib")
     data = pytest.importorskip("skimage.data")
     from aubench.landmarks.dlib_backend import DlibLandmarker

@@ -1,4 +1,4 @@
-"""Key-frame detection + tracking (pipeline.md §2 landmarks: "detect on key frames and track in between")."""
+"""Key-frame detection + tracking (README, the `landmarks` stage: detect on key frames, track in between)."""
 from __future__ import annotations
 
 import cv2

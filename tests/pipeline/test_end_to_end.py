@@ -3,6 +3,9 @@ dvc.yaml and stage scripts, in a scratch git+DVC repository with tiny params."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,12 +16,16 @@ from tests.pipeline.scratch import dvc, make_project
 TINY = {
     "synthesize": {"subjects": 3, "tasks": 1, "frames": 40},
     "landmarks": {"workers": 1},
-    "align": {"crop_size": 64, "workers": 1},
-    "train": {"input_size": 56, "epochs": 1, "batch_size": 8},
+    "align": {"workers": 1},
+    "profiles": {"cpu": {"align": {"crop_size": 64},
+                         "train": {"input_size": 56, "epochs": 1, "batch_size": 8},
+                         "ablate": {"epochs": 1}}},
     "stf": {"clip_length": 4, "d": 32},
-    "ablate": {"variants": ["stf_K1"]},
+    "runs": {"ablation": [{"name": "stf_K1", "method": "stf", "upstream": "baseline", "key": "variants.stf_K1"}]},
     "efficiency": {"paper_input_size": 64, "measure_frames": 4, "measure_steps": 1},
 }
+BASELINE = {"train@run0-1", "train@run0-2", "train@run0-3"}
+STF = {"train-from@run0-1", "train-from@run0-2", "train-from@run0-3"}
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +72,8 @@ def test_training_param_change_reruns_only_training(project, params_restored):
     params_restored.write_text(yaml.safe_dump(params, sort_keys=False))
     status = dvc(project, "status", "--json")
     changed = set(json.loads(status.stdout))
-    assert {"train@baseline-1", "train@baseline-2", "train@baseline-3"} <= changed
-    assert not changed & {"synthesize", "landmarks", "align", "folds", "train-stf@1"}
+    assert BASELINE <= changed
+    assert not changed & {"synthesize", "landmarks", "align", "folds"}
 
 
 def test_exp_run_k_reruns_only_stf(project):
@@ -74,7 +81,7 @@ def test_exp_run_k_reruns_only_stf(project):
     result = dvc(project, "exp", "run", "-S", "k=4")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     ran = {line.split("'")[1] for line in result.stdout.splitlines() if line.startswith("Running stage")}
-    assert {"train-stf@1", "train-stf@2", "train-stf@3", "evaluate@stf"} <= ran
+    assert STF | {"evaluate@stf"} <= ran
     assert not {stage for stage in ran if stage.startswith(("train@", "ablate@", "landmarks", "align"))}
     config = json.loads((project / "models" / "stf" / "fold1" / "config.json").read_text())
     assert config["stf"]["srm_top_k"] == 4
@@ -86,10 +93,41 @@ def test_stage_failure_names_the_problem_and_loses_nothing(project, params_resto
     params = yaml.safe_load(params_restored.read_text())
     params["train"]["epoch"] = 3  # typo: must fail, not be ignored
     params_restored.write_text(yaml.safe_dump(params, sort_keys=False))
-    result = dvc(project, "repro", "train@baseline-1")
+    result = dvc(project, "repro", "train@run0-1")
     assert result.returncode != 0
     assert "train.epoch: unknown key; did you mean 'epochs'" in result.stdout + result.stderr
     # Nothing computed is lost: the checkpoint persists, and the earlier predictions come back from the cache.
     assert (project / "models" / "baseline" / "fold1" / "checkpoint.pt").is_file()
-    assert dvc(project, "checkout", "train@baseline-1").returncode == 0
+    assert dvc(project, "checkout", "train@run0-1").returncode == 0
     assert (project / "predictions" / "baseline" / "fold1.npz").is_file()
+
+
+def test_a_new_method_module_reruns_no_other_run(project):
+    """Adding `models/<method>.py` (and registering it) leaves every existing run up to date."""
+    module = project / "src" / "aubench" / "models" / "newmethod.py"
+    module.write_text('"""A method being written."""\n')
+    try:
+        changed = set(json.loads(dvc(project, "status", "--json").stdout))
+        assert not {stage for stage in changed if stage.startswith(("train", "ablate", "evaluate"))}
+    finally:
+        module.unlink()
+
+
+def test_paper_profile_retrains_every_run_with_the_papers_schedules(project, params_restored):
+    """`dvc exp run -S profile=paper --dry` lists every training stage; each run resolves to its paper."""
+    dry = dvc(project, "exp", "run", "--dry", "-S", "profile=paper")
+    assert dry.returncode == 0, dry.stdout[-3000:] + dry.stderr[-3000:]
+    ran = {line.split("'")[1] for line in dry.stdout.splitlines() if line.startswith("Running stage")}
+    assert BASELINE | STF | {"ablate@run0-1"} <= ran
+    assert not ran & {"synthesize", "landmarks"}
+    params = yaml.safe_load(params_restored.read_text())
+    params["profile"] = "paper"
+    params_restored.write_text(yaml.safe_dump(params, sort_keys=False))
+    shown = subprocess.run([sys.executable, "stages/train.py", "stf", "--fold", "1", "--print-config"], cwd=project,
+                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(project / "src")})
+    assert shown.returncode == 0, shown.stderr
+    config = yaml.safe_load(shown.stdout)
+    assert config["profile"] == "paper" and config["stf"]["init_from"] is None and config["stf"]["pretrained"]
+    assert (config["optim"]["optimizer"], config["optim"]["lr"], config["optim"]["schedule"]) == (
+        "sgd", 0.01, "cosine_periodic")
+    assert config["train"]["input_size"] == 224 and config["train"]["epochs"] is None

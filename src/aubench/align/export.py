@@ -1,4 +1,4 @@
-"""Export the aligned store as ME-GraphAU list files, to compare with that codebase (anchors.md §1.1).
+"""Export the aligned store as ME-GraphAU list files, to compare with that codebase.
 
 ME-GraphAU reads, per fold k (1–3; the train/test prefix is from the fold's point of view):
 - `{DS}_{train|test}_img_path_fold{k}.txt`: one image path per line, relative to its `data/{DS}/img/`
@@ -38,7 +38,7 @@ DATASET_NAMES = {"bp4d": "BP4D", "disfa": "DISFA"}
 
 
 def image_path(layout: str, subject: str, task: str, frame_number: int) -> str:
-    """ME-GraphAU's relative image path of one frame (anchors.md §1.1)."""
+    """ME-GraphAU's relative image path of one frame (under its `data/{DS}/img/` folder)."""
     if layout == "disfa":
         return f"{subject}/{int(frame_number) - 1}.png"
     return f"{subject}/{task}/{int(frame_number)}.jpg"

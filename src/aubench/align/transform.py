@@ -1,4 +1,4 @@
-"""Similarity alignment (pipeline.md §2 align): eyes level, fixed inter-ocular distance and position."""
+"""Similarity alignment (the `align` stage): eyes level, fixed inter-ocular distance and position."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,4 @@
-"""Action units used per dataset, in the order every table and tensor follows (pipeline.md §1)."""
+"""Action units used per dataset, in the order every table and tensor follows."""
 from __future__ import annotations
 
 from aubench.errors import ConfigError

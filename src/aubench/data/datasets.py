@@ -1,4 +1,4 @@
-"""Dataset adapters for the official BP4D and DISFA layouts (pipeline.md §1.1–1.2).
+"""Dataset adapters for the official BP4D and DISFA layouts (README, "Data").
 
 Both give the same thing: a list of `SequenceRecord`s (subject, task, frame numbers, a frame source and
 labels with unknown entries set to `UNKNOWN`). SynthAU is written in these layouts, so it is read by

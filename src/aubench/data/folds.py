@@ -1,4 +1,4 @@
-"""Subject-exclusive 3-fold splits (pipeline.md §1.3) and per-fold AU statistics.
+"""Subject-exclusive 3-fold splits and per-fold AU statistics.
 
 BP4D and DISFA use the standard part lists every cited result uses; any other dataset (SynthAU
 included) gets a seeded, subject-exclusive split into the same number of parts.
@@ -63,7 +63,7 @@ def _standard_parts(dataset: str, subjects: list[str]) -> tuple[tuple[str, ...],
     unknown = sorted(set(subjects) - listed)
     if unknown:
         raise DataError(f"{dataset}: subjects {', '.join(unknown)} are not in the standard fold lists "
-                        "(pipeline.md §1.3); set dataset.name to another name to split them by seed")
+                        "(the standard BP4D/DISFA 3-fold parts); set dataset.name to another name to split them by seed")
     absent = sorted(listed - set(subjects))
     if absent:
         log.warning("%s: %d listed subjects are absent from the data: %s", dataset, len(absent), " ".join(absent))

@@ -1,1 +1,1 @@
-"""Evaluation protocol (pipeline.md §3): pooled per-AU F1 and accuracy at a fixed threshold."""
+"""Evaluation protocol (README, "Evaluation protocol"): pooled per-AU F1 and accuracy at a fixed threshold."""

@@ -1,13 +1,14 @@
 """Model size and cost: parameter counts and multiply-accumulates (MACs) for any model and input.
 
-Conventions (spec stf.md §6.2), so numbers compare with papers that used thop/fvcore:
+Conventions (those of STF's Table 1; docs/methods/stf.md), so numbers compare with papers that used
+thop/fvcore:
 - parameters = Σ numel over `model.parameters()` (trainable or not), excluding buffers such as the
   BatchNorm running statistics;
 - MACs = FLOPs counted by `torch.utils.flop_counter.FlopCounterMode` / 2, i.e. one per
   multiply-accumulate of convolutions, matrix products and attention; bias additions, activations and
   pooling are not counted. Counting runs in eval mode under `no_grad` (train/eval flags are restored).
   `include_batchnorm=True` adds 2 MACs per BatchNorm output element (thop's convention for an affine
-  BN), which is how the spec's expected figures (e.g. ResNet-18's 0.0065 G of BN at 256×256) count.
+  BN; ResNet-18 at 256×256 has 0.0065 G of them), which is how the figures in docs/methods/stf.md count.
 - per-frame cost of a clip model = clip MACs / number of frames in the clip batch.
 
 Models and inputs may live on the `meta` device: shapes are all that counting needs, so a meta model

@@ -1,4 +1,4 @@
-"""Key-frame detection with landmark tracking in between (pipeline.md §2 landmarks).
+"""Key-frame detection with landmark tracking in between (the `landmarks` stage).
 
 Face detection is the expensive part of landmarking and grows with the frame size (dlib's HOG scan, one
 core: about 4.5 ms at 256², 17 ms at 512², 90 ms at 1024²); fitting the 68 points inside a known box
@@ -34,7 +34,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-LEFT_EYE = slice(36, 42)   # subject's right eye, on the image's left (iBUG order, pipeline.md §5)
+LEFT_EYE = slice(36, 42)   # subject's right eye, on the image's left (iBUG 68-point order)
 RIGHT_EYE = slice(42, 48)
 #: Landmarks whose image motion moves the box: nose (27–35) and eyes (36–47), which AUs barely move
 #: (brows, mouth and jaw do), and which are textured enough for optical flow.

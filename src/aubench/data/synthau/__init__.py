@@ -1,4 +1,4 @@
-"""SynthAU: a small labelled AU video dataset synthesised from real face photos (pipeline.md §1.4).
+"""SynthAU: a small labelled AU video dataset synthesised from real face photos (README, "SynthAU").
 
 Modules: `faces` (source photos and dlib landmarks), `identity` (subjects), `rig` (the AU landmark table and
 cues), `warp` (piecewise-affine warps), `labels` (episodes and base rates), `render` (frames), `writers`

@@ -1,7 +1,7 @@
 """SynthAU generation: configuration, label-only sampling and the writer of whole datasets.
 
 The dataset is written in the official BP4D (or DISFA) on-disk layout so that the real adapters in
-`aubench.data.datasets` are the code that reads it (pipeline.md §1.4). Output goes to a temporary folder
+`aubench.data.datasets` are the code that reads it. Output goes to a temporary folder
 next to `root` that is renamed into place at the end, so an interrupted run never looks complete.
 """
 from __future__ import annotations

@@ -32,7 +32,7 @@ class Channel:
     one_of: tuple[int, ...] = ()  # exactly one of these joins each episode
 
 
-#: Prototype combinations (pipeline.md §1.4) and single AUs, with the fraction of time each is active.
+#: Prototype expressions (FACS AU combinations) and single AUs, with the fraction of time each is active.
 CHANNELS: tuple[Channel, ...] = (
     Channel("smile", (6, 12), 0.50, optional=((25, 0.35),)),
     Channel("pain", (4, 6, 7), 0.06, one_of=(9, 10)),

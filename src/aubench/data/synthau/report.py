@@ -1,4 +1,4 @@
-"""What SynthAU looks like and what its labels say: a contact sheet and label statistics (pipeline.md §1.4).
+"""What SynthAU looks like and what its labels say: a contact sheet and label statistics (README, "SynthAU").
 
 `contact_sheet` renders every identity of a config at rest and at the apex (intensity 5) of each of the 15
 AUs through the generator's own `make_identity` and `render_frame`, with a still head and no lighting drift,

@@ -1,4 +1,4 @@
-"""Writers of the official on-disk layouts (pipeline.md §1.1–1.2), plus SynthAU's ground-truth extras.
+"""Writers of the official BP4D and DISFA on-disk layouts (README, "Data"), plus SynthAU's ground-truth extras.
 
 BP4D: `Sequences/{subject}/{task}/{frame:04d}.jpg` (frames numbered from 1) and
 `AUCoding/AU_OCC/{subject}_{task}.csv` (header "0" + AU numbers; values 0/1/9). DISFA:
