@@ -23,7 +23,8 @@ def main() -> None:
     config = section(EvaluateConfig, params, "evaluate")
     if args.ablation:
         config = dataclasses.replace(config, folds=section(AblateConfig, params, "ablate").folds)
-    result, curve = evaluate_method(args.run, Path(args.predictions) / args.run, Path(args.store), config)
+    result, curve = evaluate_method(args.run, Path(args.predictions) / args.run, Path(args.store), config,
+                                    curve=bool(args.curve))
     write_json(Path(args.out or f"metrics/{args.run}.json"), result)
     if args.curve:
         write_json(Path(args.curve), curve)

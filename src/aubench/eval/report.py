@@ -19,9 +19,13 @@ class EvaluateConfig:
     folds: tuple[int, ...] = (1, 2, 3)
 
 
-def evaluate_method(method: str, predictions_dir: Path, store_dir: Path,
-                    config: EvaluateConfig) -> tuple[dict, list[dict]]:
-    """Scores of `method` on every configured fold, labelled with their dataset, and its F1-threshold curve."""
+THRESHOLDS = np.arange(0.05, 0.96, 0.05)
+
+
+def evaluate_method(method: str, predictions_dir: Path, store_dir: Path, config: EvaluateConfig,
+                    curve: bool = True) -> tuple[dict, list[dict]]:
+    """Scores of `method` on every configured fold, labelled with their dataset, and (with `curve`) its
+    F1-threshold curve."""
     store = AlignedStore.open(store_dir)
     scores, folds = {}, []
     for fold in config.folds:
@@ -35,7 +39,7 @@ def evaluate_method(method: str, predictions_dir: Path, store_dir: Path,
             scores[fold] = score_fold(*folds[-1], config.threshold)
     result = {"method": method, "dataset": dataset_label(store), "threshold": config.threshold,
               "aus": list(store.aus), **summarise(scores, store.aus)}
-    return result, f1_threshold_curve(folds, np.arange(0.05, 0.96, 0.05))
+    return result, f1_threshold_curve(folds, THRESHOLDS) if curve else []
 
 
 def dataset_label(store: AlignedStore) -> str:

@@ -46,11 +46,14 @@ class OptimConfig:
 
 
 def build_optimizer(parameters, config: OptimConfig) -> torch.optim.Optimizer:
-    """The configured optimiser over `parameters`."""
+    """The configured optimiser over `parameters`, in PyTorch's fused form (one kernel over all tensors:
+    on CPU the per-tensor loop of the default AdamW took about a third of a ResNet-18 step at 48²)."""
+    parameters = list(parameters)
     if config.optimizer == "sgd":
-        return torch.optim.SGD(parameters, config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+        return torch.optim.SGD(parameters, config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
+                               fused=True)
     optimizer = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
-    return optimizer(parameters, config.lr, betas=tuple(config.betas), weight_decay=config.weight_decay)
+    return optimizer(parameters, config.lr, betas=tuple(config.betas), weight_decay=config.weight_decay, fused=True)
 
 
 def learning_rate(config: OptimConfig, epoch: int, step: int, steps_per_epoch: int, epochs: int) -> float:

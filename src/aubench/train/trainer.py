@@ -175,7 +175,7 @@ class FoldTrainer:
             bar.set_postfix(loss=f"{loss.item():.4f}")
         steps = max(self.sampler.steps, 1)
         terms = {name: total / steps for name, total in totals.items()}
-        self.hooks.on_epoch_end(epoch, terms)
+        self.hooks.on_epoch_end(epoch, dict(terms))
         summary = {"train/lr": lr, "train/loss": terms.pop("loss")}
         summary.update({f"train/terms/{name}": value for name, value in terms.items()} if len(terms) > 1 else {})
         if collected:
@@ -249,7 +249,7 @@ class FoldTrainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
         self.hooks.load_state_dict(state["hooks"])
-        torch.set_rng_state(state["rng"])
+        torch.set_rng_state(state["rng"].cpu())
         self.best = state.get("best")
         log.info("%s: resuming after epoch %d", path, state["epoch"])
         return int(state["epoch"])

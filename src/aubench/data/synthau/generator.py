@@ -12,11 +12,11 @@ import os
 import shutil
 import time
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from tqdm import tqdm
 
 from aubench.config import to_dict
 from aubench.data.aus import ALL_AUS, aus_for_layout
@@ -25,6 +25,7 @@ from aubench.data.synthau.labels import NOT_CODED, mark_not_coded, occurrence, s
 from aubench.data.synthau.render import Nuisance, render_frame, sample_pose_track
 from aubench.data.synthau.writers import LANDMARK_DIR, write_bp4d_sequence, write_disfa_subject
 from aubench.errors import ConfigError, DataError
+from aubench.parallel import progress_map
 from aubench.seeding import rng
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class SynthConfig:
     identity_variation: float = 1.0  # scales the spread of identity shape and colour traits
     trace_fraction: float = 0.15  # share of AU episodes that stay below the occurrence cut-off
     not_coded: float = 0.005  # share of BP4D label cells written as 9 (not coded)
+    workers: int = 1  # processes rendering subjects in parallel (the output does not depend on it)
 
     def __post_init__(self) -> None:
         rules = {
@@ -65,6 +67,7 @@ class SynthConfig:
             "iod": (0 < self.iod <= 0.3 * self.frame_size, "> 0 and <= 0.3 x frame_size, so the face fits"),
             "noise": (self.noise >= 0, ">= 0"), "blur": (self.blur >= 0, ">= 0"),
             "trace_fraction": (0 <= self.trace_fraction <= 1, "0-1"), "not_coded": (0 <= self.not_coded < 1, "0-1"),
+            "workers": (self.workers >= 1, ">= 1"),
         }
         for key, (ok, requirement) in rules.items():
             if not ok:
@@ -182,6 +185,19 @@ def make_identity(config: SynthConfig, index: int, subject: str) -> Identity:
     return build_identity(subject, traits, canvas, config.iod, eye_midpoint, config.seed)
 
 
+def render_subject(config: SynthConfig, folder: Path,
+                   plan: list[tuple[int, str, str, int]]) -> list[SequenceLabels]:
+    """Render and write every sequence of one subject (one identity); one task of a worker process."""
+    index, subject = plan[0][:2]
+    identity = make_identity(config, index, subject)
+    written = []
+    for _, _, task, frames in plan:
+        labels = sequence_labels(config, subject, task, frames)
+        _write(folder, config, labels, *render_sequence(config, identity, labels))
+        written.append(labels)
+    return written
+
+
 def generate(config: SynthConfig) -> SynthSummary:
     """Write the whole dataset under `config.root` (replacing an earlier SynthAU there) and summarise it."""
     root = Path(config.root)
@@ -190,19 +206,13 @@ def generate(config: SynthConfig) -> SynthSummary:
     if partial.exists():
         shutil.rmtree(partial)
     started = time.perf_counter()
-    plan = sequence_plan(config)
-    all_labels, identities = [], {}
+    by_subject: dict[str, list[tuple[int, str, str, int]]] = {}
+    for entry in sequence_plan(config):
+        by_subject.setdefault(entry[1], []).append(entry)
     try:
-        with tqdm(plan, desc="synthau", unit="seq") as progress:
-            for index, subject, task, frames in progress:
-                if subject not in identities:
-                    identities[subject] = make_identity(config, index, subject)
-                labels = sequence_labels(config, subject, task, frames)
-                images, landmarks = render_sequence(config, identities[subject], labels)
-                _write(partial, config, labels, images, landmarks)
-                all_labels.append(labels)
-                progress.set_postfix(subjects=len(identities), frames=sum(len(x.coded) for x in all_labels))
-        summary = summarize(config, all_labels)
+        rendered = progress_map(render_subject, repeat(config), repeat(partial), by_subject.values(),
+                                total=len(by_subject), desc="synthau", unit="subject", workers=config.workers)
+        summary = summarize(config, [labels for subject in rendered for labels in subject])
         _write_manifest(partial, config, summary)
         _move_into_place(partial, root)
     except BaseException:
