@@ -12,12 +12,15 @@ from aubench.data.samples import (
     Crop,
     FrameDataset,
     FrameSampling,
-    crop_and_flip,
     normalise,
     segment_windows,
 )
 from aubench.errors import ConfigError
 from tests.conftest import write_index, write_sequence
+
+
+def crop_and_flip(images: np.ndarray, size: int, draws: np.random.Generator | None) -> np.ndarray:
+    return Crop.draw(images.shape[-3], size, draws).images(images)
 
 
 def test_centre_crop_and_seeded_random_crop():

@@ -175,11 +175,6 @@ class Crop:
         return mirrored
 
 
-def crop_and_flip(images: np.ndarray, size: int, draws: np.random.Generator | None) -> np.ndarray:
-    """Crop (..., S, S, 3) images to size²: random offset and flip with `draws`, centre crop without."""
-    return Crop.draw(images.shape[-3], size, draws).images(images)
-
-
 class _StoreDataset(Dataset):
     """Shared machinery: lazily memory-mapped images, labels, per-epoch augmentation draws.
 
