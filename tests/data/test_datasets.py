@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -411,17 +413,28 @@ def test_disfa_missing_video_fails_at_load(tmp_path):
     assert str(video) in str(raised.value) and "missing" in str(raised.value)
 
 
-def test_frame_fingerprints_change_when_a_frame_changes(tmp_path):
-    """The resume keys of the landmarks and align stages rest on these (size and modification time)."""
-    make_bp4d(tmp_path, {("F001", "T1"): ([1, 2], random_labels(2, seed=13))})
-    [record] = load_sequences(bp4d_config(tmp_path))
+def test_frame_fingerprints_follow_content_not_times_or_folders(tmp_path):
+    """The resume keys of the landmarks and align stages rest on these (issue #16): file names and content
+    hashes, so a fresh clone (new modification times, another folder) gets the same keys."""
+    make_bp4d(tmp_path / "a", {("F001", "T1"): ([1, 2], random_labels(2, seed=13))})
+    [record] = load_sequences(bp4d_config(tmp_path / "a"))
     before = record.frames.fingerprint()
-    assert len(before) == 2 and before[0][0] == str(record.frames.paths[0])
+    assert [name for name, _ in before] == ["0001.jpg", "0002.jpg"] and before[0][1] != before[1][1]
+    assert str(tmp_path) not in repr(before)
     path = record.frames.paths[1]
     stat = path.stat()
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))  # touched only: same content
+    assert record.frames.fingerprint() == before
+    shutil.copytree(tmp_path / "a", tmp_path / "b", copy_function=shutil.copyfile)  # new folder, new times
+    [copy] = load_sequences(bp4d_config(tmp_path / "b"))
+    assert copy.frames.fingerprint() == before
+    write_image(path, flat_image(77))  # an edited frame
     after = record.frames.fingerprint()
     assert after[0] == before[0] and after[1] != before[1]
+    path.unlink()
+    with pytest.raises(DataError, match=re.escape(f"{path}: frame source is missing")):
+        record.frames.fingerprint()
     make_disfa(tmp_path / "disfa", "SN011", count=3, seed=10)
     [video] = load_sequences(disfa_config(tmp_path / "disfa"))
-    assert video.frames.fingerprint()[1] == 3
+    name, content = video.frames.fingerprint()[0]
+    assert name == "LeftVideoSN011_comp.avi" and len(content) == 64 and video.frames.fingerprint()[1] == 3

@@ -332,10 +332,14 @@ def test_run_landmarks_resumes_and_redoes_only_changed_sequences(tmp_path, fake_
     run_landmarks([first, second], detect_every_frame_config(max_gap=1, workers=3), out)  # workers: not in key
     assert detector_calls(made) == 7
 
-    frame = first.frames.paths[2]  # an edited frame file: F001_T1 is redone, F002_T1 is not
-    write_image(frame, np.full((16, 16, 3), 200, dtype=np.uint8))
+    frame = first.frames.paths[2]  # a touched frame file (new modification time, same content): not redone
     stat = frame.stat()
     os.utime(frame, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    report = run_landmarks([first, second], config, out)
+    assert detector_calls(made) == 7 and report["sequences_computed"] == 0
+    assert SequenceLandmarks.load(out / "F001_T1.npz").resume_key == key
+
+    write_image(frame, np.full((16, 16, 3), 200, dtype=np.uint8))  # an edited frame: F001_T1 is redone, F002_T1 not
     report = run_landmarks([first, second], config, out)
     assert detector_calls(made) == 7 + 4 and report["sequences_computed"] == 1
     assert SequenceLandmarks.load(out / "F001_T1.npz").resume_key != key

@@ -1,6 +1,7 @@
 """Frame sources: image sequences (BP4D) and video files (DISFA), decoded with OpenCV as RGB uint8."""
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,8 +47,9 @@ class ImageFrames:
     def describe(self, index: int) -> str:
         return str(self.paths[index])
 
-    def fingerprint(self) -> list:
-        """(path, size, mtime) of every frame file: changes whenever a frame is replaced or edited."""
+    def fingerprint(self) -> list[tuple[str, str]]:
+        """(file name, content hash) of every frame file, in frame order: changes exactly when a frame's
+        content, name or order changes (see `_file_fingerprint`)."""
         return [_file_fingerprint(path) for path in self.paths]
 
 
@@ -77,17 +79,24 @@ class VideoFrames:
         return f"{self.path} frame {index}"
 
     def fingerprint(self) -> list:
-        """(path, size, mtime) of the video file and the number of frames read from it."""
+        """(file name, content hash) of the video file and the number of frames read from it."""
         return [_file_fingerprint(self.path), self.count]
 
 
-def _file_fingerprint(path: Path) -> tuple[str, int, int]:
-    """Cheap identity of a file's content for resumable stages: its path, size and modification time."""
+def _file_fingerprint(path: Path) -> tuple[str, str]:
+    """A frame source's identity in resume keys: its file name (no folder) and the SHA-256 of its bytes.
+
+    Content, never modification times or absolute paths: the keys are stored in the stages' outputs, so a
+    fresh clone (new times, another folder) must compute the same keys to write byte-identical outputs,
+    which DVC caches and remotes can then share. Hashing reads every frame once per run (DVC hashes the
+    dataset too).
+    """
     try:
-        stat = path.stat()
+        with path.open("rb") as handle:
+            content = hashlib.file_digest(handle, "sha256").hexdigest()  # streamed in chunks
     except FileNotFoundError:
         raise DataError(f"{path}: frame source is missing") from None
-    return str(path), stat.st_size, stat.st_mtime_ns
+    return path.name, content
 
 
 def open_video(path: Path) -> cv2.VideoCapture:

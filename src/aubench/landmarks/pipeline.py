@@ -43,6 +43,10 @@ BACKENDS = ("dlib", "face_alignment")
 MODES = ("track", "detect_every_frame")
 #: Params that do not change the landmarks (left out of the resume key).
 NOT_IN_KEY = ("workers", "ground_truth_dir")
+#: Facts of one run rather than of the data (how much was resumed, how fast it went): `run_landmarks`
+#: returns them with the QA report, and the stage logs them instead of writing them to the metrics file,
+#: which must come out byte-identical in a fresh clone.
+RUN_FIELDS = ("sequences_computed", "sequences_reused", "seconds", "frames_per_second")
 #: Distributions whose versions are part of the resume key, per backend.
 BACKEND_DISTRIBUTIONS = {"dlib": ("dlib", "face_recognition_models"), "face_alignment": ("face-alignment", "torch")}
 
@@ -258,7 +262,8 @@ def run_landmarks(records: list[SequenceRecord], config: LandmarkConfig, out_dir
 
     Sequences whose file already carries the current resume key are reused, others are computed in
     `config.workers` processes, each written as soon as it is done; files of sequences that are not in
-    `records` (and interrupted writes) are deleted first.
+    `records` (and interrupted writes) are deleted first. The report also holds the run's `RUN_FIELDS`
+    (sequences computed and reused, seconds, frames per second; not for the metrics file).
     """
     check_backend(config)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -278,6 +283,7 @@ def run_landmarks(records: list[SequenceRecord], config: LandmarkConfig, out_dir
     report.update({"backend": config.backend, "mode": config.mode,
                    "key_interval": config.key_interval if config.mode == "track" else 1,
                    "sequences_computed": len(todo), "sequences_reused": len(records) - len(todo),
+                   "seconds": elapsed,
                    "frames_per_second": computed_frames / elapsed if todo and elapsed > 0 else None})
     return report
 

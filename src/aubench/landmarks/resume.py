@@ -2,11 +2,16 @@
 
 A stage that handles independent sequences writes one output per sequence, atomically (temp file +
 rename), carrying a *resume key*: a hash of everything that determines it (the stage's params, the input
-files' sizes and modification times or the label content, the stage's own source code and the versions of
-the libraries that compute it). A later run skips a sequence whose output exists with the same key, so an
+files' names and content hashes, the label content, the stage's own source code and the versions of the
+libraries that compute it). A later run skips a sequence whose output exists with the same key, so an
 interrupted stage picks up where it stopped and a stage re-run by DVC (its outputs marked `persist: true`)
 redoes only the sequences whose inputs changed. Outputs of sequences that are no longer in the dataset are
 deleted, so the output folder always describes the current dataset only.
+
+A key identifies content only, never modification times, absolute paths or anything else of one checkout:
+it is stored inside the output, so a fresh clone's `dvc repro` must compute the same keys to reproduce the
+committed output hashes (and to share results through DVC caches and remotes). Timings and how much a run
+reused go to the log, never into an output.
 """
 from __future__ import annotations
 

@@ -241,7 +241,10 @@ def _check_replaceable(root: Path) -> None:
 
 
 def _write_manifest(folder: Path, config: SynthConfig, summary: SynthSummary) -> None:
-    manifest = {"generator": "aubench.data.synthau", "config": to_dict(config), "summary": summary.to_dict()}
+    # What the data is, not where or how fast it was written: the files are the same for any folder and
+    # worker count, and so must be the dataset's hash.
+    settings = {name: value for name, value in to_dict(config).items() if name not in ("root", "workers")}
+    manifest = {"generator": "aubench.data.synthau", "config": settings, "summary": summary.to_dict()}
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
 
 
