@@ -29,7 +29,7 @@ def merge(base: dict, overrides: dict) -> dict:
 
 def make_project(project: Path, overrides: dict) -> Path:
     """A committed copy of the project whose params.yaml is the project's with `overrides` merged in."""
-    for name in ("dvc.yaml", ".dvcignore"):
+    for name in ("dvc.yaml", ".dvcignore", ".gitignore", "README.md"):
         shutil.copy(ROOT / name, project / name)
     shutil.copytree(ROOT / "stages", project / "stages")
     shutil.copytree(ROOT / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))

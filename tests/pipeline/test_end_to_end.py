@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.pipeline.scratch import dvc, make_project
+from tests.pipeline.scratch import ROOT, dvc, make_project
 
 TINY = {
     "synthesize": {"subjects": 3, "tasks": 1, "frames": 40},
@@ -86,7 +88,7 @@ def test_exp_run_k_reruns_only_stf(project):
     config = json.loads((project / "models" / "stf" / "fold1" / "config.json").read_text())
     assert config["stf"]["srm_top_k"] == 4
     shown = dvc(project, "exp", "show", "--json")
-    assert shown.returncode == 0 and "metrics/stf.json" in shown.stdout
+    assert shown.returncode == 0 and "reports/summary.json" in shown.stdout
 
 
 def test_stage_failure_names_the_problem_and_loses_nothing(project, params_restored):
@@ -131,3 +133,50 @@ def test_paper_profile_retrains_every_run_with_the_papers_schedules(project, par
     assert (config["optim"]["optimizer"], config["optim"]["lr"], config["optim"]["schedule"]) == (
         "sgd", 0.01, "cosine_periodic")
     assert config["train"]["input_size"] == 224 and config["train"]["epochs"] is None
+
+
+def test_report_lists_every_run_with_statistics(project):
+    summary = json.loads((project / "reports" / "summary.json").read_text())
+    assert {"baseline", "stf", "stf_K1"} <= set(summary)
+    assert summary["stf"]["ci_low"] <= summary["stf"]["mean_f1"] <= summary["stf"]["ci_high"]
+    assert "p_value" in summary["stf"] and "p_value" not in summary["baseline"]
+    assert "| stf |" in (project / "reports" / "results.md").read_text()
+    readme = (project / "README.md").read_text()
+    assert "| stf |" in readme[readme.index("<!-- results:start -->"):readme.index("<!-- results:end -->")]
+    times = json.loads((project / "reports" / "stage_times.json").read_text())
+    assert times["stages_measured"] >= 10 and times["by_family"]["train"] > 0
+    curve = json.loads((project / "plots" / "training" / "baseline" / "train_loss.json").read_text())
+    assert set(curve[0]) == {"epoch", "fold1", "fold2", "fold3"}
+
+
+def worked_example() -> list[str]:
+    """The command lines of the README's worked example (between its markers), comments dropped."""
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- worked-example:start -->\n```bash\n(.*?)```\n<!-- worked-example:end -->", readme, re.S)
+    assert block, "README.md: the worked example's markers or code block are missing"
+    return [line.split("  #")[0].strip() for line in block.group(1).splitlines() if line.strip()]
+
+
+def test_readme_worked_example_runs_as_written(project, tmp_path):
+    """Branch, change a param, reproduce, commit, compare with main: every line of the README exits 0."""
+    copy = shutil.copytree(project, tmp_path / "copy", symlinks=True)
+    identity = {"GIT_AUTHOR_NAME": "aubench", "GIT_AUTHOR_EMAIL": "tests@aubench.invalid",
+                "GIT_COMMITTER_NAME": "aubench", "GIT_COMMITTER_EMAIL": "tests@aubench.invalid"}
+    environment = {**os.environ, **identity, "PYTHONPATH": str(ROOT / "src"),
+                   "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+    def shell(line: str) -> str:
+        result = subprocess.run(["bash", "-c", line], cwd=copy, env=environment, capture_output=True, text=True,
+                                timeout=900)
+        assert result.returncode == 0, f"{line}\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+        return result.stdout
+
+    shell("git branch -M main && git add -A && git commit -qm 'pipeline results'")  # the user's main branch
+    outputs = {line: shell(line) for line in worked_example()}
+    params = next(out for line, out in outputs.items() if line.startswith("dvc params diff"))
+    assert re.search(r"\bk\s+\S+\s+2\b", params)
+    metrics = next(out for line, out in outputs.items() if line == "dvc metrics diff main")
+    assert "reports/summary.json" in metrics and "stf.mean_f1" in metrics
+    assert len(metrics.splitlines()) < 60 and "per_au_f1" not in metrics  # readable: summary numbers only
+    assert (copy / "dvc_plots" / "index.html").is_file()
+    assert yaml.safe_load((copy / "params.yaml").read_text())["k"] != 2  # back on main

@@ -15,7 +15,7 @@ from typing import Any
 
 from aubench.errors import DataError
 from aubench.eval.difficulty import REFERENCES
-from aubench.report.tables import MISSING, per_au_values, render, summary_value
+from aubench.report.tables import MISSING, markdown_table, per_au_values, render, summary_value
 
 
 REFERENCE_LABELS = {"always_positive": "always positive", "single_frame": "landmark probe, single frame",
@@ -44,9 +44,7 @@ def write_reference_table(methods: Mapping[str, Mapping[str, Any]], difficulty: 
     lines = [f"### F1 (%) per AU on {difficulty['dataset']}: methods beside reference predictors", "",
              "Same test folds for every column; mean ± std over folds. The probes are logistic regressions "
              f"on aligned landmarks (see `aubench.eval.difficulty`); {MISSING} = undefined.", ""]
-    lines.append("| " + " | ".join(rows[0]) + " |")
-    lines.append("| --- |" + " ---: |" * (len(rows[0]) - 1))
-    lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
+    lines += markdown_table(rows)
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows(rows)
     stem.parent.mkdir(parents=True, exist_ok=True)

@@ -266,6 +266,11 @@ def _markdown_line(cells: Sequence[str]) -> str:
     return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
 
 
+def markdown_table(rows: Sequence[Sequence[str]]) -> list[str]:
+    """Lines of a Markdown table: the header row, then the body; the first column left-aligned, the rest right."""
+    return [_markdown_line(rows[0]), "| --- |" + " ---: |" * (len(rows[0]) - 1), *map(_markdown_line, rows[1:])]
+
+
 def render_csv(table: ComparisonTable) -> str:
     """The same cells as the Markdown; a leading `section` column when the table has titled sections."""
     sectioned = any(section.title for section in table.sections)
