@@ -64,3 +64,23 @@ def test_f1_threshold_curve_matches_fixed_threshold_scores():
     # 0.3: TP2 FP1 → 0.8 ; 0.5: TP1 FP1 FN1 → 0.5 ; 0.7: TP1 FN1 → 2/3
     assert [row["threshold"] for row in curve] == [0.3, 0.5, 0.7]
     assert [row["mean_f1"] for row in curve] == pytest.approx([0.8, 0.5, 0.6667], abs=1e-4)
+
+
+def test_counts_agree_with_scikit_learn():
+    """score_fold counts TP/FP/FN itself; scikit-learn's metrics are the reference."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    draws = np.random.default_rng(3)
+    labels = (draws.random((300, 6)) < [0.5, 0.2, 0.05, 0.0, 0.9, 0.3]).astype(int)
+    labels[draws.random(labels.shape) < 0.1] = -1
+    probabilities = draws.random(labels.shape)
+    probabilities[:, 3] = 0.1  # no positive label and no positive prediction: undefined
+    scores = score_fold(probabilities, labels)
+    for au in range(labels.shape[1]):
+        known = labels[:, au] != -1
+        truth, predicted = labels[known, au], (probabilities[known, au] >= 0.5).astype(int)
+        expected = f1_score(truth, predicted, labels=[1], zero_division=np.nan)
+        assert scores.f1[au] == pytest.approx(expected, nan_ok=True)
+        assert scores.accuracy[au] == pytest.approx(accuracy_score(truth, predicted))
+        assert (scores.frames[au], scores.positives[au]) == (known.sum(), truth.sum())
+    assert math.isnan(scores.f1[3])

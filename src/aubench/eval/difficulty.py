@@ -14,9 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from aubench.align.store import AlignedStore
 from aubench.data.aus import UNKNOWN, au_names
@@ -52,6 +49,12 @@ def _fold_data(store: AlignedStore, subjects: tuple[str, ...], context: bool) ->
 def probe_probabilities(train: tuple[np.ndarray, np.ndarray], test_features: np.ndarray,
                         config: DifficultyConfig) -> np.ndarray:
     """(frames, N) test probabilities of per-AU class-balanced logistic regressions fit on `train`."""
+    # Imported here: only this stage fits probes, and the reports that read REFERENCES need not load
+    # scikit-learn (over a second per process on 2 cores).
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     features, labels = train
     probabilities = np.zeros((len(test_features), labels.shape[1]))
     for au in range(labels.shape[1]):

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import accuracy_score, f1_score
 
 from aubench.data.aus import UNKNOWN, au_names
 
@@ -32,20 +31,27 @@ class FoldScores:
         return float(np.nanmean(self.accuracy))
 
 
+def confusion_counts(probabilities: np.ndarray, labels: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """(AUs, 4): TP, FP, FN and frames with a known label, per AU; predictions are probability >= threshold
+    and frames whose label is UNKNOWN are skipped."""
+    known = labels != UNKNOWN
+    predicted, truth = (probabilities >= threshold) & known, (labels == 1) & known
+    return np.stack([(predicted & truth).sum(0), (predicted & ~truth).sum(0), (~predicted & truth).sum(0),
+                     known.sum(0)], axis=-1)
+
+
 def score_fold(probabilities: np.ndarray, labels: np.ndarray, threshold: float = 0.5) -> FoldScores:
-    """Per-AU F1/accuracy: predictions are probability >= threshold; labels == UNKNOWN are skipped."""
-    count = labels.shape[1]
-    f1, accuracy = np.full(count, np.nan), np.full(count, np.nan)
-    positives, frames = np.zeros(count, dtype=int), np.zeros(count, dtype=int)
-    for au in range(count):
-        known = labels[:, au] != UNKNOWN
-        truth = labels[known, au]
-        predicted = (probabilities[known, au] >= threshold).astype(int)
-        frames[au], positives[au] = len(truth), int(truth.sum())
-        if len(truth):
-            f1[au] = f1_score(truth, predicted, labels=[1], zero_division=np.nan)
-            accuracy[au] = accuracy_score(truth, predicted)
-    return FoldScores(f1, accuracy, positives, frames)
+    """Per-AU F1/accuracy of one fold's pooled frames.
+
+    Counted directly: the same numbers as scikit-learn's `f1_score` (zero_division=nan) and
+    `accuracy_score`, which the tests use as the reference, without importing scikit-learn into every
+    training and evaluation process (about 1.3 s each on 2 cores).
+    """
+    tp, fp, fn, frames = confusion_counts(probabilities, labels, threshold).T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), np.nan)
+        accuracy = np.where(frames > 0, (frames - fp - fn) / frames, np.nan)
+    return FoldScores(f1.astype(float), accuracy.astype(float), (tp + fn).astype(int), frames.astype(int))
 
 
 def summarise(fold_scores: dict[int, FoldScores], aus: tuple[int, ...]) -> dict:

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from aubench.data.aus import UNKNOWN
 from aubench.errors import DataError
+from aubench.eval.metrics import confusion_counts
 
 
 @dataclass(frozen=True)
@@ -42,15 +42,10 @@ def subject_counts(probabilities: np.ndarray, labels: np.ndarray, subjects: Sequ
     if not len(subjects) == len(probabilities) == len(labels):
         raise DataError(f"{len(probabilities)} predictions, {len(labels)} label rows and {len(subjects)} "
                         "subject names: one of each per frame is needed")
-    predicted, known = probabilities >= threshold, labels != UNKNOWN
-    truth = labels == 1
     names = tuple(sorted(set(subjects.tolist())))
-    counts = np.zeros((len(names), labels.shape[1], 3), dtype=np.int64)
-    for row, name in enumerate(names):
-        frames = subjects == name
-        p, t, k = predicted[frames], truth[frames], known[frames]
-        counts[row] = np.stack([(p & t & k).sum(0), (p & ~t & k).sum(0), (~p & t & k).sum(0)], axis=-1)
-    return FoldCounts(names, counts)
+    counts = [confusion_counts(probabilities[subjects == name], labels[subjects == name], threshold)[:, :3]
+              for name in names]
+    return FoldCounts(names, np.stack(counts).astype(np.int64))
 
 
 def mean_f1(folds: Sequence[FoldCounts], weights: Sequence[np.ndarray] | None = None) -> np.ndarray:
