@@ -260,10 +260,14 @@ class FoldTrainer:
         path = self.paths.checkpoint
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(path.name + ".partial")
-        torch.save({"fingerprint": self.key, "epoch": epoch, "model": self.model.state_dict(),
-                    "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
-                    "hooks": self.hooks.state_dict(), "rng": torch.get_rng_state(),
-                    "best": self.best, "finished": finished}, partial)
+        state = {"fingerprint": self.key, "epoch": epoch, "model": self.model.state_dict(),
+                 "hooks": self.hooks.state_dict(), "finished": finished, "best": self.best}
+        if finished:  # never resumed: no optimiser state, and the best epoch's weights are `model` already
+            state["best"] = self.best and {key: value for key, value in self.best.items() if key != "model"}
+        else:
+            state.update(optimizer=self.optimizer.state_dict(), scaler=self.scaler.state_dict(),
+                         rng=torch.get_rng_state())
+        torch.save(state, partial)
         partial.replace(path)
 
 
