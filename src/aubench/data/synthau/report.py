@@ -9,6 +9,7 @@ occurrence labels exactly as written (9 = not coded): base rates, AU co-occurren
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -101,7 +102,7 @@ def _thumbnail_config(config: SynthConfig, cell: int) -> SynthConfig:
     target_iod = max(_THUMBNAIL_OVERSAMPLE * cell / crop_iod, MIN_DLIB_IOD)
     if target_iod >= config.iod:
         return config
-    frame_size = max(int(round(config.frame_size * target_iod / config.iod)), 64)
+    frame_size = max(math.ceil(config.frame_size * target_iod / config.iod), 64)  # up: the IOD stays >= the floor
     return replace(config, frame_size=frame_size, iod=config.iod * frame_size / config.frame_size)
 
 
