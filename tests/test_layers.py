@@ -7,7 +7,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "aubench"
 #: Low to high. Top-level modules (errors, config, io, seeding, parallel, cli) are the foundation.
-LAYERS = ("landmarks", "data", "align", "losses", "models", "eval", "train", "report")
+LAYERS = ("landmarks", "data", "align", "losses", "models", "eval", "train", "report", "predict")
 
 
 def layer(module: str) -> int:
@@ -36,4 +36,4 @@ def test_no_package_imports_a_higher_one():
 
 def test_the_check_sees_an_upward_import():
     assert layer("aubench.train.trainer") > layer("aubench.models.registry") > layer("aubench.data.samples")
-    assert layer("aubench.errors") == 0 and layer("aubench.report.papers.stf") == len(LAYERS)
+    assert layer("aubench.errors") == 0 and layer("aubench.predict.pipeline") == len(LAYERS)

@@ -21,7 +21,7 @@ TINY = {
     "align": {"workers": 1},
     "profiles": {"cpu": {"align": {"crop_size": 64},
                          "train": {"input_size": 56, "epochs": 1, "batch_size": 8},
-                         "ablate": {"epochs": 1}}},
+                         "ablate": {"epochs": 1}, "deploy": {"epochs": 1}}},
     "stf": {"clip_length": 4, "d": 32},
     "runs": {"ablation": [{"name": "stf_K1", "method": "stf", "upstream": "baseline", "key": "variants.stf_K1"}]},
     "efficiency": {"paper_input_size": 64, "measure_frames": 4, "measure_steps": 1},
@@ -180,3 +180,16 @@ def test_readme_worked_example_runs_as_written(project, tmp_path):
     assert len(metrics.splitlines()) < 60 and "per_au_f1" not in metrics  # readable: summary numbers only
     assert (copy / "dvc_plots" / "index.html").is_file()
     assert yaml.safe_load((copy / "params.yaml").read_text())["k"] != 2  # back on main
+
+
+def test_deploy_model_runs_through_the_installed_command(project, tmp_path):
+    """`dvc repro` wrote the deploy model; `aubench predict` (the console script) scores a raw sequence."""
+    command = Path(sys.executable).parent / "aubench"
+    sequence = project / "data" / "raw" / "synthau" / "Sequences" / "F001" / "T1"
+    result = subprocess.run([str(command), "predict", str(sequence), "--model",
+                             str(project / "models" / "deploy" / "baseline.pt"), "--out", str(tmp_path)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "not AU measurements" in result.stderr  # a SynthAU model says what it is
+    lines = (tmp_path / "T1.csv").read_text().splitlines()
+    assert len(lines) == 1 + 40 and lines[0].startswith("frame,timestamp,face_id,success,confidence")

@@ -40,12 +40,13 @@ class DlibLandmarker:
 
     def detect(self, image: np.ndarray) -> np.ndarray | None:
         """Largest face box (x0, y0, x1, y1) in an RGB image, or None when no face is found."""
+        return max(self.detect_all(image), key=lambda box: (box[2] - box[0]) * (box[3] - box[1]), default=None)
+
+    def detect_all(self, image: np.ndarray) -> list[np.ndarray]:
+        """Every face box (x0, y0, x1, y1) in an RGB image."""
         # dlib's detector silently finds nothing in strided views (crops, channel flips): pass it a copy
         boxes = self.detector(np.ascontiguousarray(image), self.upsample)
-        if len(boxes) == 0:
-            return None
-        box = max(boxes, key=lambda rect: rect.area())
-        return np.array([box.left(), box.top(), box.right(), box.bottom()], dtype=np.float32)
+        return [np.array([box.left(), box.top(), box.right(), box.bottom()], dtype=np.float32) for box in boxes]
 
     def fit(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
         """68 (x, y) landmarks inside a face box."""

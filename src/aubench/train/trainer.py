@@ -119,7 +119,7 @@ class FoldTrainer:
             if self.best is not None:
                 self.model.load_state_dict(self.best["model"])
             if self.topology.is_main:
-                if self.method.predicts:
+                if self.method.predicts and self.fold.test_subjects:  # a deploy run has no test subject
                     save_predictions(self.paths.predictions, self._predict(self.fold.test_subjects))
                 self._save_checkpoint(self.epochs, finished=True)
         finally:
@@ -286,9 +286,11 @@ def _f1_summary(prefix: str, probabilities: np.ndarray, labels: np.ndarray, aus:
 
 
 def train_fold(method: Method, method_config: Any, optim: OptimConfig, config: TrainConfig, store: AlignedStore,
-               fold: Fold, au_rates: np.ndarray, paths: RunPaths) -> None:
-    """Train `method` on `fold` and save its per-frame test probabilities."""
+               fold: Fold, au_rates: np.ndarray, paths: RunPaths) -> torch.nn.Module:
+    """Train `method` on `fold`, save its per-frame test probabilities, and return the trained model."""
     try:
-        FoldTrainer(method, method_config, optim, config, store, fold, au_rates, paths).run()
+        trainer = FoldTrainer(method, method_config, optim, config, store, fold, au_rates, paths)
+        trainer.run()
+        return trainer.model
     finally:
         distributed.shutdown()
