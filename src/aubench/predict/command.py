@@ -50,9 +50,10 @@ def model_path(model: Path | None, method: str | None) -> Path:
 
 def predict(inputs: Sequence[Path], out_dir: Path | None = None, model: Path | None = None,
             method: str | None = None, device: str = "auto", overlay: bool = False, all_faces: bool = False,
-            landmarks: bool = False, keep_rows: bool = True) -> list[PredictResult]:
+            landmarks: bool = False, keep_rows: bool = True, fps: float = 30.0) -> list[PredictResult]:
     """Per-frame AU probabilities and occurrences of every input (`rows`, unless `keep_rows` is False); with
-    `out_dir`, also `<name>.csv`, `<name>_timeline.png` and (with `overlay`) `<name>_overlay.avi` per input."""
+    `out_dir`, also `<name>.csv`, `<name>_timeline.png` and (with `overlay`) `<name>_overlay.avi` per input.
+    `fps` times image sequences (videos carry their own timestamps)."""
     deployed = load_model_file(model_path(model, method))
     if deployed.synthetic:
         log.warning(SYNTHETIC_WARNING.format(dataset=deployed.dataset))
@@ -60,7 +61,7 @@ def predict(inputs: Sequence[Path], out_dir: Path | None = None, model: Path | N
     results = []
     for path in _expanded(inputs, results):
         try:
-            results.append(predict_one(predictor, path, out_dir, overlay, keep_rows))
+            results.append(predict_one(predictor, path, out_dir, overlay, keep_rows, fps))
         except AubenchError as error:
             log.error("%s", error)
             results.append(PredictResult(path, error=str(error)))
@@ -80,11 +81,11 @@ def _expanded(inputs: Sequence[Path], results: list[PredictResult]) -> list[Path
 
 
 def predict_one(predictor: Predictor, path: Path, out_dir: Path | None, overlay: bool,
-                keep_rows: bool = True) -> PredictResult:
+                keep_rows: bool = True, fps: float = 30.0) -> PredictResult:
     """Stream one input through the predictor, writing its outputs as the chunks come; `keep_rows` keeps
     the table in memory too (the console command does not: its memory stays flat for long videos)."""
     deployed, options = predictor.deployed, predictor.options
-    source = open_source(path)
+    source = open_source(path, fps)
     result = PredictResult(path, columns(deployed.aus, options.landmarks))
     stem = out_dir / path.stem if out_dir is not None else None
     csv = CsvWriter(stem.with_suffix(".csv"), deployed.aus, options.landmarks) if stem is not None else None
@@ -190,6 +191,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--overlay", action="store_true", help="also write a video with box, landmarks and active AUs")
     run.add_argument("--all-faces", action="store_true", help="every face with its own face_id (default: largest)")
     run.add_argument("--landmarks", action="store_true", help="add the 68 landmarks (x_0..y_67) to the CSV")
+    run.add_argument("--fps", type=float, default=30.0, help="frame rate of image sequences (default 30)")
     return commands
 
 
@@ -199,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         results = predict(args.inputs, args.out, args.model, args.method, args.device, args.overlay,
-                          args.all_faces, args.landmarks, keep_rows=False)
+                          args.all_faces, args.landmarks, keep_rows=False, fps=args.fps)
     except AubenchError as error:
         log.error("%s", error)
         return 2
