@@ -19,7 +19,7 @@ from aubench.data.video import read_image
 from aubench.errors import DataError
 from aubench.landmarks.pipeline import LandmarkConfig, run_landmarks
 from aubench.models.registry import get_method
-from aubench.predict.command import main, predict
+from aubench.predict.command import main, output_names, predict
 from aubench.predict.model_file import load_model_file, save_model_file
 from aubench.train.predict import predict_subjects
 
@@ -144,3 +144,8 @@ def test_bad_inputs_fail_alone_and_are_named(synthau, tmp_path):
     errors = {result.path.name: result.error for result in results}
     assert errors["notes.mp4"].startswith(str(not_video)) and "truncated.avi" in errors["truncated.avi"]
     assert errors["good.avi"] is None
+
+
+def test_inputs_sharing_a_name_get_distinct_outputs():
+    paths = [Path("data/F001/T1"), Path("data/M001/T1"), Path("clips/smile.mp4")]
+    assert output_names(paths) == ["F001_T1", "M001_T1", "smile"]

@@ -59,13 +59,21 @@ def predict(inputs: Sequence[Path], out_dir: Path | None = None, model: Path | N
         log.warning(SYNTHETIC_WARNING.format(dataset=deployed.dataset))
     predictor = Predictor(deployed, PredictOptions(device=device, landmarks=landmarks, all_faces=all_faces))
     results = []
-    for path in _expanded(inputs, results):
+    paths = _expanded(inputs, results)
+    for path, name in zip(paths, output_names(paths)):
         try:
-            results.append(predict_one(predictor, path, out_dir, overlay, keep_rows, fps))
+            results.append(predict_one(predictor, path, out_dir, overlay, keep_rows, fps, name))
         except AubenchError as error:
             log.error("%s", error)
             results.append(PredictResult(path, error=str(error)))
     return results
+
+
+def output_names(paths: Sequence[Path]) -> list[str]:
+    """Each input's output file stem: its own stem, or `<folder>_<stem>` where two inputs share a stem
+    (e.g. the `T1` folders of two subjects), so that no output overwrites another."""
+    stems = [path.stem for path in paths]
+    return [f"{path.parent.name}_{path.stem}" if stems.count(path.stem) > 1 else path.stem for path in paths]
 
 
 def _expanded(inputs: Sequence[Path], results: list[PredictResult]) -> list[Path]:
@@ -81,14 +89,14 @@ def _expanded(inputs: Sequence[Path], results: list[PredictResult]) -> list[Path
 
 
 def predict_one(predictor: Predictor, path: Path, out_dir: Path | None, overlay: bool,
-                keep_rows: bool = True, fps: float = 30.0) -> PredictResult:
+                keep_rows: bool = True, fps: float = 30.0, name: str | None = None) -> PredictResult:
     """Stream one input through the predictor, writing its outputs as the chunks come; `keep_rows` keeps
     the table in memory too (the console command does not: its memory stays flat for long videos)."""
     deployed, options = predictor.deployed, predictor.options
     source = open_source(path, fps)
     result = PredictResult(path, columns(deployed.aus, options.landmarks))
-    stem = out_dir / path.stem if out_dir is not None else None
-    csv = CsvWriter(stem.with_suffix(".csv"), deployed.aus, options.landmarks) if stem is not None else None
+    stem = out_dir / (name or path.stem) if out_dir is not None else None
+    csv = CsvWriter(Path(f"{stem}.csv"), deployed.aus, options.landmarks) if stem is not None else None
     video, curve, found_face = None, Timeline(), False
     with tqdm(desc=path.name, unit="frame") as progress:
         for chunk in predictor.run(source):
@@ -103,7 +111,7 @@ def predict_one(predictor: Predictor, path: Path, out_dir: Path | None, overlay:
                 video = video or _overlay_writer(stem, source, chunk)
                 _draw(video, chunk, deployed)
             progress.update(len({face.frame.index for face in chunk}))
-    for writer, written in ((csv, stem and stem.with_suffix(".csv")), (video, stem and Path(f"{stem}_overlay.avi"))):
+    for writer, written in ((csv, stem and Path(f"{stem}.csv")), (video, stem and Path(f"{stem}_overlay.avi"))):
         if writer is not None:
             writer.close()
             result.written.append(written)

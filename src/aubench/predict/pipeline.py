@@ -135,15 +135,16 @@ class FaceFinder:
         self.next_id = 0 if all_faces else 1
 
     def find(self, frames: Sequence[Frame]) -> list[FaceFrame]:
+        """The faces found in each frame; a frame without any gets one `FaceFrame` without points (face
+        id 0 when one face is followed, -1 with --all-faces: no face to name)."""
         found = []
         for frame in frames:
             if self.all_faces and frame.index % max(self.config.key_interval, 1) == 0:
                 self._add_new_faces(frame.image)
-            results = [(track, track.tracker.step(frame.image)) for track in self.tracks]
-            faces = [self._face(frame, track, result) for track, result in results]
+            faces = [self._face(frame, track, track.tracker.step(frame.image)) for track in self.tracks]
             self._drop_lost()
-            found += [face for face in faces if face.points is not None] or [FaceFrame(frame, -1 if self.all_faces
-                                                                                           else 0, None, float("nan"))]
+            faces = [face for face in faces if face.points is not None]
+            found += faces or [FaceFrame(frame, -1 if self.all_faces else 0, None, float("nan"))]
         return found
 
     def _face(self, frame: Frame, track: FaceTrack, result: FrameLandmarks) -> FaceFrame:
