@@ -98,7 +98,7 @@ def predict_one(predictor: Predictor, path: Path, out_dir: Path | None, overlay:
     stem = out_dir / (name or path.stem) if out_dir is not None else None
     csv = CsvWriter(Path(f"{stem}.csv"), deployed.aus, options.landmarks) if stem is not None else None
     video, curve, found_face = None, Timeline(), False
-    with tqdm(desc=path.name, unit="frame") as progress:
+    with tqdm(desc=path.name, unit="frame", total=source.length_hint) as progress:  # the header's count: ETA
         for chunk in predictor.run(source):
             rows = [table_row(face, deployed, options.landmarks) for face in chunk]
             found_face |= any(row["success"] for row in rows)

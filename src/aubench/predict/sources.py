@@ -51,6 +51,10 @@ class Source(Protocol):
     def fps_hint(self) -> float | None:
         """The container's nominal frame rate (for writing an overlay video); None where there is none."""
 
+    @property
+    def length_hint(self) -> int | None:
+        """How many frames to expect, for progress bars only (a video's header may be wrong); None if unknown."""
+
     def frames(self) -> Iterator[Frame]:
         """The frames in order, decoded one at a time (never the whole video in memory)."""
 
@@ -66,6 +70,10 @@ class ImageSequence:
     @property
     def fps_hint(self) -> None:
         return None   # images carry no rate; `fps` is only the caller's assumption
+
+    @property
+    def length_hint(self) -> int:
+        return len(self.files)
 
     def frames(self) -> Iterator[Frame]:
         for index, file in enumerate(self.files):
@@ -89,6 +97,10 @@ class VideoSource:
     fps_hint: float | None   # the container's nominal rate, None when it reports none
     declared: int            # frame count in the header; 0 when unknown
     fps: float               # rate for index timestamps when the container has none
+
+    @property
+    def length_hint(self) -> int | None:
+        return self.declared or None
 
     def frames(self) -> Iterator[Frame]:
         capture = _capture(self.path)
