@@ -18,7 +18,6 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -80,10 +79,6 @@ class Interval:
     high: float
     level: float
 
-    def as_dict(self) -> dict[str, float]:
-        return {"estimate": _round(self.estimate), "low": _round(self.low), "high": _round(self.high),
-                "level": self.level}
-
 
 @dataclass(frozen=True)
 class Comparison:
@@ -98,9 +93,6 @@ class Comparison:
     def smallest_p(self) -> float:
         """The smallest p the test can give: 2 of the 2^subjects swap patterns are as extreme as any outcome."""
         return 2.0 ** (1 - self.subjects)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**self.difference.as_dict(), "p_value": _round(self.p_value), "smallest_p": _round(self.smallest_p)}
 
 
 def bootstrap_interval(folds: Sequence[FoldCounts], replicates: int = 10_000, level: float = 0.95,
@@ -143,10 +135,6 @@ def _interval(estimate: float, replicated: np.ndarray, level: float) -> Interval
         return Interval(estimate, float("nan"), float("nan"), level)
     low, high = np.percentile(finite, [50 * (1 - level), 50 * (1 + level)])
     return Interval(estimate, float(low), float(high), level)
-
-
-def _round(value: float) -> float | None:
-    return None if not np.isfinite(value) else round(float(value), 6)
 
 
 def counts_by_fold(predictions: Mapping[int, Mapping[str, np.ndarray]], subject_of: Mapping[str, str],
