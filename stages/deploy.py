@@ -1,5 +1,5 @@
-"""DVC stage `deploy`: train the run `deploy.run` on every labelled subject (its own params; `deploy.epochs`
-when set) and write `models/deploy/<run>.pt`, the self-contained model file that `aubench predict` loads."""
+"""DVC stage `deploy`: train the run `deploy.run` on every labelled subject (its own params, from the pretrained
+backbone when it is a run of `runs.from_pretrain`; `deploy.epochs` when set) and write `models/deploy/<run>.pt`, the self-contained model file that `aubench predict` loads."""
 import dataclasses
 from pathlib import Path
 
@@ -24,16 +24,19 @@ def main() -> None:
     import_plugins(params)
     deploy = section(DeployConfig, params, "deploy")
     run = resolve_run(params, deploy.run)
-    if run.spec.group != "scratch" or run.name != run.method.name:
-        raise ConfigError(f"deploy.run: {deploy.run!r} must be a run of `runs.scratch` named after its method "
-                          "(a run that starts from another run's fold checkpoint has no all-subject upstream)")
+    if run.spec.group not in ("scratch", "from_pretrain") or run.name != run.method.name:
+        raise ConfigError(f"deploy.run: {deploy.run!r} must be a run of `runs.scratch` or `runs.from_pretrain` "
+                          "named after its method (a run that starts from another run's fold checkpoint has no "
+                          "all-subject upstream)")
     config = run.train_config(params)
     config = dataclasses.replace(config, epochs=deploy.epochs or config.epochs)
     store = AlignedStore.open(Path(args.store))
     fold, au_rates = all_subjects_fold(store)
     out = Path(deploy.out_dir)
-    # no test subject, so no predictions file is written
-    paths = RunPaths(out / run.name / "checkpoint.pt", out / run.name / "predictions.npz", Path("dvclive/deploy") / run.name)
+    # no test subject, so no predictions file is written; a pretraining's backbone serves every fold alike
+    upstream = run.paths(fold.number).upstream if run.spec.group == "from_pretrain" else {}
+    paths = RunPaths(out / run.name / "checkpoint.pt", out / run.name / "predictions.npz",
+                     Path("dvclive/deploy") / run.name, upstream)
     model = train_fold(run.method, run.method_config, run.optim, config, store, fold, au_rates, paths)
     save_model_file(out / f"{run.name}.pt", run.name, run.method, run.method_config, model, store, config.input_size,
                     config.test_crop, section(EvaluateConfig, params, "evaluate").threshold,

@@ -4,18 +4,20 @@ from pathlib import Path
 
 from aubench.cli import run_stage, stage_parser
 from aubench.config import load_params, section
-from aubench.data.datasets import DatasetConfig, load_sequences
+from aubench.data.datasets import dataset_config, load_sequences
 from aubench.io import write_json
 from aubench.landmarks.pipeline import RUN_FIELDS, LandmarkConfig, run_landmarks
 
 
 def main() -> None:
     parser = stage_parser(__doc__)
+    parser.add_argument("--dataset", default="dataset", metavar="SECTION",
+                        help="params section with the dataset to read (unlabeled: the pretraining videos)")
     parser.add_argument("--out", default="data/landmarks")
     parser.add_argument("--report", default="metrics/landmarks.json")
     args = parser.parse_args()
     params = load_params(args.params)
-    dataset = section(DatasetConfig, params, "dataset")
+    dataset = dataset_config(params, args.dataset)
     config = section(LandmarkConfig, params, "landmarks")
     ground_truth = Path(dataset.root) / config.ground_truth_dir
     report = run_landmarks(load_sequences(dataset), config, Path(args.out), ground_truth)

@@ -45,6 +45,30 @@ def test_paper_profile_gives_the_baseline_the_shared_recipe():
     assert (run.optim.schedule, run.optim.epochs, run.optim.batch_size) == ("cosine", 20, 64)
 
 
+def test_paper_profile_gives_mcsfau_its_paper_protocol():
+    """MC-SFAU §3–4.1 (seed 001): ResNet-50 at 256², all three objectives, τ = 0.99, k = 50, r = 40, γ = 0.6,
+    α = 0.05, SGD (momentum 0.9, weight decay 5e-4) at lr 1e-3 with cosine decay, batch 256, 400 epochs;
+    the probe (§4.2) on the online backbone of that pretraining; the config defaults are the same values."""
+    from aubench.models.mcsfau import MCSFAUConfig
+    from aubench.models.mcsfau_pretrain import MCSFAUPretrainConfig
+
+    params = params_with("paper")
+    pretrain, probe = resolve_run(params, "pretrain"), resolve_run(params, "mcsfau")
+    config, optim = pretrain.method_config, pretrain.optim
+    assert config == MCSFAUPretrainConfig() and probe.method_config == MCSFAUConfig()
+    assert (config.backbone, config.feature_map, config.grid) == ("resnet50", "layer4", 8)
+    assert (config.modules.mfdc, config.modules.mfrr, config.modules.mci) == (True, True, True)
+    assert (config.mfdc.ema_tau, config.mfrr.k_iterations, config.mfrr.mask.side_px, config.mfrr.mask.prob,
+            config.loss_weights.interaction) == (0.99, 50, 40, 0.6, 0.05)
+    assert (optim.optimizer, optim.lr, optim.momentum, optim.weight_decay) == ("sgd", 0.001, 0.9, 0.0005)
+    assert (optim.schedule, optim.min_lr_ratio, optim.epochs, optim.batch_size) == ("cosine", 0.0, 400, 256)
+    assert (probe.method_config.init_from, probe.optim.optimizer, probe.optim.lr) == ("pretrain", "adam", 0.001)
+    assert (probe.optim.epochs, probe.optim.batch_size) == (20, 256)
+    rows = {name: resolve_run(params, name).method_config.modules for name in ("pretrain_mfdc_only", "pretrain_mfdc_mfrr")}
+    assert (rows["pretrain_mfdc_only"].mfrr, rows["pretrain_mfdc_mfrr"].mfrr, rows["pretrain_mfdc_mfrr"].mci) == (
+        False, True, False)
+
+
 def test_every_run_resolves_under_both_profiles():
     for profile in ("paper", "cpu"):
         params = params_with(profile)
@@ -64,6 +88,7 @@ def test_cpu_profile_changes_exactly_its_block():
     assert changed == declared
     stf = resolve_run(cpu, "stf")
     assert (stf.method_config.init_from, stf.method_config.pretrained, stf.optim.optimizer) == ("baseline", False, "adamw")
+    assert resolve_run(cpu, "baseline").method_config.init_from == "pretrain"
 
 
 def test_unknown_profile_or_section_is_an_error():

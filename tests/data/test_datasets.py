@@ -1,4 +1,5 @@
-"""BP4D and DISFA adapters on tiny fixture trees written in the official layouts (README, Data)."""
+"""BP4D and DISFA adapters on tiny fixture trees written in the official layouts (README, Data), and the
+`videos` layout (unlabeled face videos, one folder per identity)."""
 from __future__ import annotations
 
 import logging
@@ -10,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aubench.data.aus import BP4D_AUS, DISFA_AUS, UNKNOWN
-from aubench.data.datasets import (BP4DLayout, DatasetConfig, DISFALayout, load_sequences, read_bp4d_labels,
-                                   read_disfa_intensities)
+from aubench.data.aus import BP4D_AUS, DISFA_AUS, UNKNOWN, aus_for_layout
+from aubench.data.datasets import (BP4DLayout, DatasetConfig, DISFALayout, dataset_config, load_sequences,
+                                   read_bp4d_labels, read_disfa_intensities)
 from aubench.data.video import ImageFrames, VideoFrames, write_image, write_video
 from aubench.errors import ConfigError, DataError
 
@@ -438,3 +439,75 @@ def test_frame_fingerprints_follow_content_not_times_or_folders(tmp_path):
     [video] = load_sequences(disfa_config(tmp_path / "disfa"))
     name, content = video.frames.fingerprint()[0]
     assert name == "LeftVideoSN011_comp.avi" and len(content) == 64 and video.frames.fingerprint()[1] == 3
+
+
+# -------------------------------------------------------------------------------- videos (unlabeled)
+
+
+def write_face_video(path: Path, count: int) -> Path:
+    """A tiny MJPG video of `count` flat frames (any decodable video is a sequence of this layout)."""
+    write_video(path, [flat_image(20 * index) for index in range(count)], fps=10)
+    return path
+
+
+def videos_config(root: Path) -> DatasetConfig:
+    return DatasetConfig(name="pool", layout="videos", root=str(root))
+
+
+def test_videos_layout_reads_every_video_as_an_unlabeled_sequence(tmp_path):
+    """VoxCeleb2-style `<identity>/<youtube id>/<n>.mp4` and flat `<identity>/<clip>.avi`: subject = the identity
+    folder, task = the rest of the path with `-` for `/`; frames 1..T; labels (T, 0); no label files needed."""
+    write_face_video(tmp_path / "id00012" / "abc_XY" / "00001.avi", 4)
+    write_face_video(tmp_path / "id00012" / "abc_XY" / "00002.AVI", 3)  # suffixes are case-insensitive
+    write_face_video(tmp_path / "id00003" / "clip01.avi", 2)
+    (tmp_path / "id00003" / "notes.txt").write_text("not a video")
+    write_face_video(tmp_path / "id00003" / "._clip01.avi", 2)  # a macOS resource-fork copy: hidden, skipped
+    records = load_sequences(videos_config(tmp_path))
+    assert [(record.subject, record.task) for record in records] == [
+        ("id00003", "clip01"), ("id00012", "abc_XY-00001"), ("id00012", "abc_XY-00002")]
+    assert [record.key for record in records] == ["id00003_clip01", "id00012_abc_XY-00001", "id00012_abc_XY-00002"]
+    record = records[1]
+    np.testing.assert_array_equal(record.frame_numbers, [1, 2, 3, 4])
+    assert record.labels.shape == (4, 0) and record.labels.dtype == np.int8
+    assert isinstance(record.frames, VideoFrames) and len(record.frames) == 4
+    images = list(record.frames)
+    assert len(images) == 4 and abs(int(images[3].mean()) - 60) <= 4
+    assert aus_for_layout("videos") == ()
+
+
+def test_videos_layout_errors_name_the_file_or_folder(tmp_path):
+    """A video directly in the root, a root without videos and an undecodable video stop loading."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError, match=re.escape(f"{empty}: no face videos found")):
+        load_sequences(videos_config(empty))
+    (empty / "id00001").mkdir()
+    (empty / "id00001" / "readme.txt").write_text("no videos here")
+    with pytest.raises(DataError, match=re.escape(f"{empty}: no face videos found")):
+        load_sequences(videos_config(empty))
+
+    loose = write_face_video(tmp_path / "loose" / "clip.mp4", 2)
+    with pytest.raises(DataError, match=re.escape(f"{loose}: video directly in the dataset root") + ".*folder named"):
+        load_sequences(videos_config(tmp_path / "loose"))
+
+    corrupt = write_face_video(tmp_path / "corrupt" / "id00001" / "clip01.avi", 3)
+    corrupt.write_bytes(b"not a video at all" * 50)
+    with pytest.raises(DataError, match=re.escape(f"{corrupt}: video cannot be opened")):
+        load_sequences(videos_config(tmp_path / "corrupt"))
+
+
+def test_videos_layout_rejects_two_videos_with_one_key(tmp_path):
+    """`clip.avi` and `clip.mp4` of one identity would share a key and overwrite each other's landmarks."""
+    write_face_video(tmp_path / "id00001" / "clip.avi", 2)
+    write_face_video(tmp_path / "id00001" / "clip.mkv", 2)
+    with pytest.raises(DataError, match="same sequence key 'id00001_clip'"):
+        load_sequences(videos_config(tmp_path))
+
+
+def test_dataset_config_requires_the_named_section():
+    """`--dataset unlabeld` (a typo) must fail, not read the default dataset."""
+    params = {"dataset": {"root": "a"}, "unlabeled": {"layout": "videos", "root": "pool"}}
+    assert dataset_config(params, "unlabeled") == DatasetConfig(layout="videos", root="pool")
+    assert dataset_config(params).root == "a"
+    with pytest.raises(ConfigError, match="unlabeld"):
+        dataset_config(params, "unlabeld")

@@ -16,17 +16,22 @@ import yaml
 from tests.pipeline.scratch import ROOT, dvc, make_project
 
 TINY = {
-    "synthesize": {"subjects": 3, "tasks": 1, "frames": 40},
+    "synthesize": {"subjects": 3, "tasks": 1, "frames": 40, "unlabeled_subjects": 2, "unlabeled_clips": 1,
+                   "unlabeled_frames": 12},
     "landmarks": {"workers": 1},
     "align": {"workers": 1},
     "profiles": {"cpu": {"align": {"crop_size": 64},
                          "train": {"input_size": 56, "epochs": 1, "batch_size": 8},
-                         "ablate": {"epochs": 1}, "deploy": {"epochs": 1}}},
+                         "ablate": {"epochs": 1}, "deploy": {"epochs": 1},
+                         "mcsfau_pretrain": {"grid": 4, "samples_per_epoch": 16}}},
     "stf": {"clip_length": 4, "d": 32},
-    "runs": {"ablation": [{"name": "stf_K1", "method": "stf", "upstream": "baseline", "key": "variants.stf_K1"}]},
+    "runs": {"ablation": [{"name": "stf_K1", "method": "stf", "upstream": "baseline", "key": "variants.stf_K1"}],
+             "pretrain": [{"name": "pretrain", "method": "mcsfau_pretrain", "key": "mcsfau_pretrain"}],
+             "ablation_from_pretrain": [{"name": "mcsfau_full", "method": "mcsfau", "upstream": "pretrain",
+                                         "key": "variants.mcsfau_full"}]},
     "efficiency": {"paper_input_size": 64, "measure_frames": 4, "measure_steps": 1},
 }
-BASELINE = {"train@run0-1", "train@run0-2", "train@run0-3"}
+BASELINE = {"train-pretrained@run0-1", "train-pretrained@run0-2", "train-pretrained@run0-3"}
 STF = {"train-from@run0-1", "train-from@run0-2", "train-from@run0-3"}
 
 
@@ -95,12 +100,12 @@ def test_stage_failure_names_the_problem_and_loses_nothing(project, params_resto
     params = yaml.safe_load(params_restored.read_text())
     params["train"]["epoch"] = 3  # typo: must fail, not be ignored
     params_restored.write_text(yaml.safe_dump(params, sort_keys=False))
-    result = dvc(project, "repro", "train@run0-1")
+    result = dvc(project, "repro", "train-pretrained@run0-1")
     assert result.returncode != 0
     assert "train.epoch: unknown key; did you mean 'epochs'" in result.stdout + result.stderr
     # Nothing computed is lost: the checkpoint persists, and the earlier predictions come back from the cache.
     assert (project / "models" / "baseline" / "fold1" / "checkpoint.pt").is_file()
-    assert dvc(project, "checkout", "train@run0-1").returncode == 0
+    assert dvc(project, "checkout", "train-pretrained@run0-1").returncode == 0
     assert (project / "predictions" / "baseline" / "fold1.npz").is_file()
 
 

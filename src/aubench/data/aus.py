@@ -8,14 +8,15 @@ DISFA_AUS: tuple[int, ...] = (1, 2, 4, 6, 9, 12, 25, 26)
 #: Every AU SynthAU can animate: the union of the two sets above.
 ALL_AUS: tuple[int, ...] = tuple(sorted(set(BP4D_AUS) | set(DISFA_AUS)))
 
-LAYOUT_AUS = {"bp4d": BP4D_AUS, "disfa": DISFA_AUS}
+#: AU list of each dataset layout; `videos` (unlabeled face videos for self-supervised pretraining) has none.
+LAYOUT_AUS: dict[str, tuple[int, ...]] = {"bp4d": BP4D_AUS, "disfa": DISFA_AUS, "videos": ()}
 
 #: Label value for "not coded / unknown": masked out of every loss and metric.
 UNKNOWN = -1
 
 
 def aus_for_layout(layout: str) -> tuple[int, ...]:
-    """The AU list of an official layout ('bp4d' or 'disfa')."""
+    """The AU list of a dataset layout ('bp4d', 'disfa', or 'videos': no AUs)."""
     try:
         return LAYOUT_AUS[layout]
     except KeyError:

@@ -1,8 +1,9 @@
-"""Dataset adapters for the official BP4D and DISFA layouts (README, "Data").
+"""Dataset adapters for the official BP4D and DISFA layouts (README, "Data") and for unlabeled face videos.
 
-Both give the same thing: a list of `SequenceRecord`s (subject, task, frame numbers, a frame source and
+All give the same thing: a list of `SequenceRecord`s (subject, task, frame numbers, a frame source and
 labels with unknown entries set to `UNKNOWN`). SynthAU is written in these layouts, so it is read by
-exactly this code.
+exactly this code. The `videos` layout reads any folder of face videos (one folder per identity, e.g. a
+VoxCeleb2 subset or SynthAU's pool) as sequences without labels, for self-supervised pretraining.
 """
 from __future__ import annotations
 
@@ -10,14 +11,19 @@ import csv
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from aubench.config import section
 from aubench.data.aus import UNKNOWN, aus_for_layout
 from aubench.data.video import ImageFrames, VideoFrames, video_frame_count
-from aubench.errors import DataError
+from aubench.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
+
+#: Files the `videos` layout reads as face videos (suffixes compared case-insensitively).
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 
 
 @dataclass(frozen=True)
@@ -50,7 +56,7 @@ class DatasetConfig:
 
 @dataclass(frozen=True)
 class SequenceRecord:
-    """One labelled sequence: a BP4D subject/task or a DISFA subject (task 'video')."""
+    """One sequence: a BP4D subject/task, a DISFA subject (task 'video') or an unlabeled video (C = 0)."""
 
     subject: str
     task: str
@@ -63,15 +69,28 @@ class SequenceRecord:
         return f"{self.subject}_{self.task}"
 
 
+def dataset_config(params: dict[str, Any], name: str = "dataset") -> DatasetConfig:
+    """The params section `name` (`dataset`, or `unlabeled`: the pretraining videos) as a DatasetConfig.
+
+    Unlike other sections a missing one is an error: a misspelt name must not silently read the defaults.
+    """
+    if name not in params:
+        raise ConfigError(f"{name}: params have no dataset section {name!r} (e.g. dataset, unlabeled)")
+    return section(DatasetConfig, params, name)
+
+
 def load_sequences(config: DatasetConfig) -> list[SequenceRecord]:
-    """All labelled sequences under `config.root`, sorted by subject and task."""
+    """All sequences under `config.root` (labelled, or every video for `videos`), sorted by subject and task."""
     root = Path(config.root)
     if not root.is_dir():
-        raise DataError(f"{root}: dataset root folder is missing (dataset.root in params.yaml)")
+        raise DataError(f"{root}: dataset root folder is missing (dataset.root, or unlabeled.root for the "
+                        "pretraining videos, in params.yaml)")
     if config.layout == "bp4d":
         records = _load_bp4d(root, config.bp4d)
     elif config.layout == "disfa":
         records = _load_disfa(root, config.disfa)
+    elif config.layout == "videos":
+        records = _load_videos(root)
     else:
         aus_for_layout(config.layout)  # raises the ConfigError naming the valid layouts
     if not records:
@@ -168,6 +187,40 @@ def _check_video(video: VideoFrames) -> None:
     elif reported > video.count:
         log.info("%s: %d video frames, %d labelled; the unlabelled tail is not used", video.path, reported,
                  video.count)
+
+
+def _load_videos(root: Path) -> list[SequenceRecord]:
+    """One unlabeled sequence per video file under `root`; hidden files and folders (macOS `._*` copies,
+    unfinished `.partial` folders) are not videos of the dataset."""
+    paths = sorted(path for path in root.rglob("*") if path.suffix.lower() in VIDEO_SUFFIXES and path.is_file()
+                   and not any(part.startswith(".") for part in path.relative_to(root).parts))
+    if not paths:
+        raise DataError(f"{root}: no face videos found (files ending in {', '.join(VIDEO_SUFFIXES)} in one folder "
+                        "per identity); check the root in params.yaml")
+    records, sources = [], {}
+    for path in paths:
+        record = _video_record(root, path)
+        if record.key in sources:
+            raise DataError(f"{path}: gives the same sequence key {record.key!r} as {sources[record.key]}; "
+                            "rename one of them")
+        sources[record.key] = path
+        records.append(record)
+    return records
+
+
+def _video_record(root: Path, path: Path) -> SequenceRecord:
+    """`<root>/<subject>/<folders…>/<name>.<suffix>` (VoxCeleb2: `id00012/<youtube id>/00001.mp4`): subject is
+    the identity folder, task the rest of the path with `-` for `/` (keys name files, so no separators)."""
+    relative = path.relative_to(root).with_suffix("")
+    if len(relative.parts) < 2:
+        raise DataError(f"{path}: video directly in the dataset root; put each identity's videos in a folder "
+                        "named after it")
+    count = video_frame_count(path)  # raises DataError naming the file when it is missing or cannot be opened
+    if count < 1:
+        raise DataError(f"{path}: video reports no frames (corrupt, or a container without a frame count)")
+    subject, task = relative.parts[0], "-".join(relative.parts[1:])
+    return SequenceRecord(subject, task, np.arange(1, count + 1), VideoFrames(path, count),
+                          np.zeros((count, 0), dtype=np.int8))
 
 
 def read_disfa_intensities(path: Path) -> np.ndarray:

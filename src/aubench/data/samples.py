@@ -48,10 +48,12 @@ def normalise(images: torch.Tensor) -> torch.Tensor:
 class FrameSampling:
     """Single frames: the model maps images (B, 3, H, W) to scores (B, N).
 
-    `fields`: extra batch fields (`landmarks`, (B, 68, 2) in input-crop pixels).
+    `fields`: extra batch fields (`landmarks`, (B, 68, 2) in input-crop pixels). `stride`: training takes
+    every `stride`-th frame of each sequence (consecutive frames are nearly identical; testing takes all).
     """
 
     fields: tuple[str, ...] = ()
+    stride: int = 1
 
     @property
     def frames_per_sample(self) -> int:
@@ -61,12 +63,14 @@ class FrameSampling:
         unknown = set(self.fields) - set(BATCH_FIELDS)
         if unknown:
             raise ConfigError(f"sampling fields {sorted(unknown)}: unknown; available: {', '.join(BATCH_FIELDS)}")
+        if self.stride < 1:
+            raise ConfigError(f"sampling stride {self.stride}: must be >= 1")
 
     def dataset(self, store: Any, subjects: tuple[str, ...], input_size: int, train: bool, seed: int = 0,
                 augment: bool = True, test_crop: str = "centre") -> "FrameDataset":
         """Training (`train`: labelled frames, augmented) or test (every frame, `test_crop`) samples."""
         return FrameDataset(store, subjects, input_size, train, seed, fields=self.fields, augment=augment,
-                            test_crop=test_crop)
+                            test_crop=test_crop, stride=self.stride if train else 1)
 
     def samples(self, frames: int) -> int:
         """How many samples make a batch of `frames` frames."""
@@ -117,14 +121,15 @@ class FrameIndex:
     positions: np.ndarray
 
     @classmethod
-    def for_subjects(cls, store: Any, subjects: tuple[str, ...], labelled_only: bool) -> "FrameIndex":
+    def for_subjects(cls, store: Any, subjects: tuple[str, ...], labelled_only: bool,
+                     stride: int = 1) -> "FrameIndex":
         keys, positions = [], []
         for sequence in store.sequences:
             if sequence.subject not in subjects:
                 continue
-            frames = np.arange(sequence.length)
+            frames = np.arange(0, sequence.length, stride)
             if labelled_only:
-                frames = frames[(store.labels(sequence.key) != UNKNOWN).any(1)]
+                frames = frames[(store.labels(sequence.key)[frames] != UNKNOWN).any(1)]
             keys.extend([sequence.key] * len(frames))
             positions.extend(frames.tolist())
         return cls(np.array(keys, dtype=str), np.array(positions, dtype=np.int64))
@@ -230,10 +235,10 @@ class FrameDataset(_StoreDataset):
 
     def __init__(self, store: Any, subjects: tuple[str, ...], input_size: int, train: bool, seed: int = 0,
                  labelled_only: bool | None = None, fields: tuple[str, ...] = (), augment: bool = True,
-                 test_crop: str = "centre") -> None:
+                 test_crop: str = "centre", stride: int = 1) -> None:
         super().__init__(store, subjects, input_size, train, seed, fields, augment, test_crop)
         keep_labelled = train if labelled_only is None else labelled_only
-        self.index = FrameIndex.for_subjects(store, subjects, labelled_only=keep_labelled)
+        self.index = FrameIndex.for_subjects(store, subjects, labelled_only=keep_labelled, stride=stride)
 
     def __len__(self) -> int:
         return len(self.index.keys)

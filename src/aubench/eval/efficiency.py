@@ -16,7 +16,7 @@ gives the same count without computing anything.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import torch
@@ -54,10 +54,11 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
             module.training = training
 
 
-def count_macs(model: nn.Module, example_input: torch.Tensor | Sequence[torch.Tensor],
+def count_macs(model: nn.Module, example_input: torch.Tensor | Mapping[str, torch.Tensor] | Sequence[torch.Tensor],
                include_batchnorm: bool = False) -> int:
-    """Multiply-accumulates of one forward pass of `model` on `example_input` (a tensor or a tuple of them)."""
-    inputs = (example_input,) if isinstance(example_input, torch.Tensor) else tuple(example_input)
+    """Multiply-accumulates of one forward pass of `model` on `example_input` (a tensor, a batch mapping, or a
+    tuple of inputs)."""
+    inputs = (example_input,) if isinstance(example_input, (torch.Tensor, Mapping)) else tuple(example_input)
     batchnorm_macs = 0
 
     def count_batchnorm(module: nn.Module, args: tuple, output: torch.Tensor) -> None:

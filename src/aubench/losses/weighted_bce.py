@@ -13,8 +13,16 @@ def stf_au_weights(au_rates: np.ndarray) -> torch.Tensor:
     return len(rates) * (1.0 - rates)
 
 
+def inverse_frequency(au_rates: np.ndarray) -> torch.Tensor:
+    """Positive weights (1 − r_i) / r_i: positives and negatives of each AU weigh the same in total."""
+    rates = torch.as_tensor(np.asarray(au_rates), dtype=torch.float32).clamp(1e-3, 1 - 1e-3)
+    return (1 - rates) / rates
+
+
 class WeightedBCELoss(nn.Module):
-    """−Σ_i w_i [y log ŷ + (1−y) log(1−ŷ)], summed over AUs and averaged over labelled frames.
+    """−Σ_i w_i [p_i y log ŷ + (1−y) log(1−ŷ)], summed over AUs and averaged over labelled frames.
+
+    `positive_weights` p_i (default 1) weigh the positive term, as BCEWithLogits' `pos_weight` (logits only).
 
     `inputs="logits"` takes raw scores (ŷ = σ(z), computed stably); `inputs="probabilities"` takes ŷ
     directly (e.g. STF's cosine classifier) with the logs clamped at `eps`. Entries with `mask == 0`
@@ -22,11 +30,15 @@ class WeightedBCELoss(nn.Module):
     Works for frames (B, N) and clips (B, T, N) alike.
     """
 
-    def __init__(self, au_weights: torch.Tensor, inputs: str = "logits", eps: float = 1e-8) -> None:
+    def __init__(self, au_weights: torch.Tensor, inputs: str = "logits", eps: float = 1e-8,
+                 positive_weights: torch.Tensor | None = None) -> None:
         super().__init__()
         if inputs not in ("logits", "probabilities"):
             raise ValueError(f"inputs must be 'logits' or 'probabilities', got {inputs!r}")
+        if positive_weights is not None and inputs != "logits":
+            raise ValueError("positive_weights need inputs='logits'")
         self.register_buffer("au_weights", au_weights.float())
+        self.register_buffer("positive_weights", None if positive_weights is None else positive_weights.float())
         self.inputs = inputs
         self.eps = eps
 
@@ -35,7 +47,8 @@ class WeightedBCELoss(nn.Module):
         targets = targets.reshape(scores.shape).float()
         mask = mask.reshape(scores.shape).float()
         if self.inputs == "logits":
-            per_entry = F.binary_cross_entropy_with_logits(scores, targets, reduction="none")
+            per_entry = F.binary_cross_entropy_with_logits(scores, targets, reduction="none",
+                                                           pos_weight=self.positive_weights)
         else:
             per_entry = -(targets * scores.clamp(min=self.eps).log()
                           + (1 - targets) * (1 - scores).clamp(min=self.eps).log())

@@ -93,5 +93,8 @@ def _only_trunk(model: nn.Module) -> ResNetTrunk:
 
 
 def _trunk_prefixes(state: dict[str, torch.Tensor]) -> list[str]:
-    """Candidate module prefixes of a trunk in a state dict: whatever precedes `stem.0.weight`."""
-    return [key[:-len("stem.0.weight")] for key in state if key.endswith("stem.0.weight")]
+    """Candidate module prefixes of a trunk in a state dict: whatever precedes `stem.0.weight`. Where a model
+    holds several (a pretraining's online `trunk` and its EMA `target_trunk`), a module named `trunk` is the
+    one other runs start from, whatever the order of the keys."""
+    prefixes = [key[:-len("stem.0.weight")] for key in state if key.endswith("stem.0.weight")]
+    return sorted(prefixes, key=lambda prefix: prefix.rstrip(".").rpartition(".")[2] != "trunk")

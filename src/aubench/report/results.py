@@ -122,7 +122,8 @@ def compare(runs: Mapping[str, RunResult], config: ReportConfig) -> dict[str, tu
 
 def published_numbers() -> dict[str, list[dict[str, Any]]]:
     """Method → the papers' headline mean F1s for it, from every `papers/<paper>.yaml` `published` entry
-    (`{method: [{table, row}]}`: the number is read from that paper table's row, never typed twice)."""
+    (`{method: [{table, row, column?}]}`: the number is read from that paper table's row — its `f1`, or the
+    cell of `column` in a per-AU table — never typed twice)."""
     numbers: dict[str, list[dict[str, Any]]] = {}
     for resource in sorted(resources.files("aubench.report").joinpath("papers").iterdir(), key=str):
         if not resource.name.endswith(".yaml"):
@@ -135,8 +136,9 @@ def published_numbers() -> dict[str, list[dict[str, Any]]]:
                     raise ConfigError(f"papers/{resource.name}: published.{method} names {entry['table']}."
                                       f"{entry['row']}, which the paper's tables do not have")
                 row = table["rows"][entry["row"]]
+                cell = row[list(table["columns"]).index(entry["column"])] if "column" in entry else row["f1"]
                 numbers.setdefault(method, []).append({
-                    "dataset": table["dataset"], "f1": from_paper(row["f1"]),
+                    "dataset": table["dataset"], "f1": from_paper(cell),
                     "source": f"{table['source']}, {entry['row']}"})
     return numbers
 

@@ -34,7 +34,7 @@ from aubench.eval.efficiency_report import model_cost
 from aubench.eval.report import EvaluateConfig
 from aubench.io import read_json
 from aubench.train.config import AblateConfig
-from aubench.train.runs import Run, resolve_run, run_specs
+from aubench.train.runs import ABLATION_GROUPS, Run, resolve_run, run_specs
 
 #: What a missing run or an undefined value prints as.
 MISSING = "–"
@@ -423,7 +423,7 @@ def run_protocol(params: Mapping[str, Any], run: Run) -> Protocol:
     """The protocol of `run` as the pipeline trains it: its folds, and its epochs as the engine resolves them
     (`ablate.epochs` for ablation runs, else `train.epochs`, else the method's own `optim.epochs`)."""
     params = dict(params)
-    if run.spec.group == "ablation":
+    if run.spec.group in ABLATION_GROUPS:
         folds = section(AblateConfig, params, "ablate").folds
     else:
         folds = section(EvaluateConfig, params, "evaluate").folds
@@ -489,7 +489,7 @@ def fill_row(params: Mapping[str, Any], entry: Mapping[str, Any], what: str) -> 
 def run_metrics_path(run: Run, metrics_dir: Path = Path("metrics")) -> tuple[Path, str]:
     """Where a run's metrics live (main runs: <run>.json, ablation runs: ablations/<run>.json) and the DVC
     stage that writes them."""
-    if run.spec.group == "ablation":
+    if run.spec.group in ABLATION_GROUPS:
         return Path(metrics_dir) / "ablations" / f"{run.name}.json", f"evaluate-ablation@{run.name}"
     return Path(metrics_dir) / f"{run.name}.json", f"evaluate@{run.name}"
 
@@ -498,7 +498,7 @@ def scored_runs(params: Mapping[str, Any], method: str) -> dict[str, Run]:
     """Every run of `method` that the pipeline scores: its ablation runs and its runs listed in `methods`."""
     listed = set(params.get("methods") or ())
     return {name: resolve_run(dict(params), name) for name, spec in run_specs(dict(params)).items()
-            if spec.method == method and (spec.group == "ablation" or name in listed)}
+            if spec.method == method and (spec.group in ABLATION_GROUPS or name in listed)}
 
 
 def load_results(runs: Iterable[Run], metrics_dir: Path = Path("metrics")) -> dict[str, dict[str, Any]]:

@@ -3,7 +3,9 @@ from, and the protocol it follows — resolved into typed configs and paths.
 
 Runs are listed in the `runs` params section, by the dependency shape that dvc.yaml trains them with:
 `scratch` (no upstream run), `from_upstream` (starts from another run's finished checkpoint on the same
-fold) and `ablation` (like `from_upstream`, on `ablate.folds` for `ablate.epochs`). Each entry is
+fold), `ablation` (like `from_upstream`, on `ablate.folds` for `ablate.epochs`), `pretrain` (learns a
+backbone from the unlabeled face pool, once for all folds), and `from_pretrain` / `ablation_from_pretrain`
+(start from a `pretrain` run's backbone, on the evaluation / ablation folds). Each entry is
 `{name, method, key, upstream?}`; `key` names the one params key, besides the method's section, that
 the run depends on:
 - the method's own section name: the run is the method as its section says;
@@ -29,7 +31,11 @@ from aubench.models.registry import Method, get_method
 from aubench.train.optim import OptimConfig
 from aubench.train.config import AblateConfig, RunPaths, TrainConfig
 
-RUN_GROUPS = ("scratch", "from_upstream", "ablation")
+RUN_GROUPS = ("scratch", "from_upstream", "ablation", "pretrain", "from_pretrain", "ablation_from_pretrain")
+NO_UPSTREAM = ("scratch", "pretrain")
+ABLATION_GROUPS = ("ablation", "ablation_from_pretrain")
+FROM_PRETRAIN = ("from_pretrain", "ablation_from_pretrain")
+POOL = "pool"  # the folder of a pretraining run's outputs (it has no fold)
 
 
 @dataclass(frozen=True)
@@ -56,8 +62,12 @@ class Run:
     def name(self) -> str:
         return self.spec.name
 
-    def paths(self, fold: int) -> RunPaths:
-        """Outputs of this run on `fold`, and the checkpoints of the upstream runs it starts from."""
+    def paths(self, fold: int | None) -> RunPaths:
+        """Outputs of this run on `fold` (None for a pretraining run), and the checkpoints of the upstream
+        runs it starts from (a pretraining run's one checkpoint serves every fold)."""
+        if self.spec.group == "pretrain":
+            return RunPaths(checkpoint_path(self.name, None), Path("models") / self.name / POOL / "unused.npz",
+                            Path("dvclive") / "pretrain" / self.name)
         upstream = {}
         for slot, source in self.method.upstream(self.method_config).items():
             if source == self.name:
@@ -66,14 +76,14 @@ class Run:
                 raise ConfigError(f"runs.{self.spec.group}: run {self.name!r} starts its {slot} from {source!r} "
                                   f"but its entry names upstream {self.spec.upstream!r}; dvc.yaml tracks only "
                                   "the entry's upstream, so set `upstream` to the run it starts from")
-            upstream[slot] = checkpoint_path(source, fold)
+            upstream[slot] = checkpoint_path(source, None if self.spec.group in FROM_PRETRAIN else fold)
         return RunPaths(checkpoint_path(self.name, fold), Path("predictions") / self.name / f"fold{fold}.npz",
                         Path("dvclive") / "train" / self.name / f"fold{fold}", upstream)
 
     def train_config(self, params: dict[str, Any]) -> TrainConfig:
         """The engine settings of this run (ablation runs take `ablate.epochs`)."""
         config = section(TrainConfig, params, "train")
-        if self.spec.group == "ablation":
+        if self.spec.group in ABLATION_GROUPS:
             epochs = section(AblateConfig, params, "ablate").epochs
             config = replace(config, epochs=epochs or config.epochs)
         return config
@@ -85,8 +95,9 @@ class Run:
                 "optim": to_dict(self.optim)}
 
 
-def checkpoint_path(run: str, fold: int) -> Path:
-    return Path("models") / run / f"fold{fold}" / "checkpoint.pt"
+def checkpoint_path(run: str, fold: int | None) -> Path:
+    """A run's checkpoint on `fold`; fold None: a pretraining run's, shared by every fold."""
+    return Path("models") / run / (POOL if fold is None else f"fold{fold}") / "checkpoint.pt"
 
 
 def import_plugins(params: dict[str, Any]) -> None:
@@ -111,10 +122,16 @@ def run_specs(params: dict[str, Any]) -> dict[str, RunSpec]:
             spec = from_mapping(RunSpec, {**entry, "group": group}, f"runs.{group}[{index}]")
             if spec.name in specs:
                 raise ConfigError(f"runs.{group}: run name {spec.name!r} is used twice")
-            if (spec.upstream is None) != (group == "scratch"):
+            if (spec.upstream is None) != (group in NO_UPSTREAM):
                 raise ConfigError(f"runs.{group}: run {spec.name!r} " + ("must not name an upstream run"
-                                  if group == "scratch" else "needs an upstream run"))
+                                  if group in NO_UPSTREAM else "needs an upstream run"))
             specs[spec.name] = spec
+    for spec in specs.values():
+        source = specs.get(spec.upstream) if spec.upstream else None
+        if source is not None and (source.group == "pretrain") != (spec.group in FROM_PRETRAIN):
+            wanted = "from_pretrain or ablation_from_pretrain" if source.group == "pretrain" else "from_upstream or ablation"
+            raise ConfigError(f"runs.{spec.group}: run {spec.name!r} starts from {spec.upstream!r} "
+                              f"(a {source.group} run); list it under {wanted}")
     return specs
 
 

@@ -184,9 +184,10 @@ class FoldTrainer:
 
     def _forward(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]):
         on_device = {name: value.to(self.device, non_blocking=True) for name, value in batch.items()}
-        on_device["image"] = normalise(on_device["image"])
-        if on_device["image"].dim() == 4:
-            on_device["image"] = on_device["image"].contiguous(memory_format=self.memory_format)
+        for name, value in on_device.items():  # every uint8 field is an image (e.g. two augmented views)
+            if value.dtype == torch.uint8:
+                value = normalise(value)
+                on_device[name] = value.contiguous(memory_format=self.memory_format) if value.dim() == 4 else value
         with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
             output = self.method.step(model, self.loss_fn, on_device)
         output.terms = {name: term.float() for name, term in output.terms.items()}

@@ -2,7 +2,8 @@
 
 Modules: `faces` (source photos and dlib landmarks), `identity` (subjects), `rig` (the AU landmark table and
 cues), `warp` (piecewise-affine warps), `labels` (episodes and base rates), `render` (frames), `writers`
-(BP4D/DISFA layouts) and `generator` (config and the `generate` entry point).
+(BP4D/DISFA layouts), `generator` (config and the `generate` entry point) and `pool` (unlabeled
+videos of identities in no fold, for self-supervised pretraining: `generate_pool`).
 """
 from aubench.data.synthau.generator import (
     SequenceLabels,

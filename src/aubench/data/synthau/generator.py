@@ -2,7 +2,8 @@
 
 The dataset is written in the official BP4D (or DISFA) on-disk layout so that the real adapters in
 `aubench.data.datasets` are the code that reads it. Output goes to a temporary folder
-next to `root` that is renamed into place at the end, so an interrupted run never looks complete.
+next to `root` that is renamed into place at the end, so an interrupted run never looks complete
+(`write_atomically`, shared with the unlabeled pool in `pool.py`).
 """
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 
@@ -33,6 +35,9 @@ log = logging.getLogger(__name__)
 MANIFEST = "synthau.json"
 EYE_HEIGHT = 0.38  # eye midpoint height as a fraction of the frame (the face fills the centre)
 MIN_DLIB_IOD = 40.0  # below this dlib's HOG detector (faces >= ~80 px) starts to miss faces
+#: Settings of the unlabeled pool only (`pool.py`): the labelled dataset does not depend on them.
+POOL_FIELDS = ("unlabeled_subjects", "unlabeled_clips", "unlabeled_frames", "unlabeled_root")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,10 @@ class SynthConfig:
     trace_fraction: float = 0.15  # share of AU episodes that stay below the occurrence cut-off
     not_coded: float = 0.005  # share of BP4D label cells written as 9 (not coded)
     workers: int = 1  # processes rendering subjects in parallel (the output does not depend on it)
+    unlabeled_subjects: int = 6  # pool identities (indices after the labelled subjects': in no fold)
+    unlabeled_clips: int = 2  # videos per pool identity
+    unlabeled_frames: int = 50  # frames per pool video
+    unlabeled_root: str = "data/raw/synthau_pool"
 
     def __post_init__(self) -> None:
         rules = {
@@ -67,7 +76,10 @@ class SynthConfig:
             "iod": (0 < self.iod <= 0.3 * self.frame_size, "> 0 and <= 0.3 x frame_size, so the face fits"),
             "noise": (self.noise >= 0, ">= 0"), "blur": (self.blur >= 0, ">= 0"),
             "trace_fraction": (0 <= self.trace_fraction <= 1, "0-1"), "not_coded": (0 <= self.not_coded < 1, "0-1"),
-            "workers": (self.workers >= 1, ">= 1"),
+            "workers": (self.workers >= 1, ">= 1"), "unlabeled_subjects": (self.unlabeled_subjects >= 1, ">= 1"),
+            "unlabeled_clips": (self.unlabeled_clips >= 1, ">= 1"),
+            "unlabeled_frames": (self.unlabeled_frames >= 1, ">= 1"),
+            "unlabeled_root": (Path(self.unlabeled_root) != Path(self.root), "a folder other than synthesize.root"),
         }
         for key, (ok, requirement) in rules.items():
             if not ok:
@@ -81,8 +93,10 @@ class SynthConfig:
 
 
 def tiny_config(root: str | Path, **overrides: object) -> SynthConfig:
-    """A dataset small enough for tests: 3 subjects x 1 task x 12 frames (a second or two)."""
-    values = {"root": str(root), "subjects": 3, "tasks": 1, "frames": 12, **overrides}
+    """A dataset small enough for tests: 3 subjects x 1 task x 12 frames (a second or two), and a pool of
+    2 identities x 1 clip x 6 frames in `<root>_pool`."""
+    values = {"root": str(root), "subjects": 3, "tasks": 1, "frames": 12, "unlabeled_subjects": 2,
+              "unlabeled_clips": 1, "unlabeled_frames": 6, "unlabeled_root": f"{root}_pool", **overrides}
     return SynthConfig(**values)
 
 
@@ -201,26 +215,39 @@ def render_subject(config: SynthConfig, folder: Path,
 def generate(config: SynthConfig) -> SynthSummary:
     """Write the whole dataset under `config.root` (replacing an earlier SynthAU there) and summarise it."""
     root = Path(config.root)
-    _check_replaceable(root)
-    partial = root.parent / f".{root.name}.partial"
-    if partial.exists():
-        shutil.rmtree(partial)
+    check_replaceable(root, MANIFEST, "SynthAU dataset", "synthesize.root", LANDMARK_DIR)
     started = time.perf_counter()
+    summary = write_atomically(root, lambda folder: _write_dataset(config, folder))
+    log.info("SynthAU: %d sequences, %d frames (%s layout) written to %s in %.1f s", summary.sequences,
+             summary.frames, config.layout, root, time.perf_counter() - started)
+    return summary
+
+
+def _write_dataset(config: SynthConfig, folder: Path) -> SynthSummary:
     by_subject: dict[str, list[tuple[int, str, str, int]]] = {}
     for entry in sequence_plan(config):
         by_subject.setdefault(entry[1], []).append(entry)
+    rendered = progress_map(render_subject, repeat(config), repeat(folder), by_subject.values(),
+                            total=len(by_subject), desc="synthau", unit="subject", workers=config.workers)
+    summary = summarize(config, [labels for subject in rendered for labels in subject])
+    _write_manifest(folder, config, summary)
+    return summary
+
+
+def write_atomically(root: Path, write: Callable[[Path], T]) -> T:
+    """`write(folder)` into a fresh hidden folder next to `root`, then swap it in: an interrupted run leaves
+    neither a half-written `root` nor the partial folder behind."""
+    partial = root.parent / f".{root.name}.partial"
+    if partial.exists():
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True)
     try:
-        rendered = progress_map(render_subject, repeat(config), repeat(partial), by_subject.values(),
-                                total=len(by_subject), desc="synthau", unit="subject", workers=config.workers)
-        summary = summarize(config, [labels for subject in rendered for labels in subject])
-        _write_manifest(partial, config, summary)
+        result = write(partial)
         _move_into_place(partial, root)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    log.info("SynthAU: %d sequences, %d frames (%s layout) written to %s in %.1f s", summary.sequences,
-             summary.frames, config.layout, root, time.perf_counter() - started)
-    return summary
+    return result
 
 
 def _write(folder: Path, config: SynthConfig, labels: SequenceLabels, images: list[np.ndarray],
@@ -232,18 +259,19 @@ def _write(folder: Path, config: SynthConfig, labels: SequenceLabels, images: li
                             landmarks, config.jpeg_quality)
 
 
-def _check_replaceable(root: Path) -> None:
-    """Refuses to overwrite a folder that is neither empty nor an earlier SynthAU output."""
-    earlier = (root / MANIFEST).is_file() or (root / LANDMARK_DIR).is_dir()
+def check_replaceable(root: Path, manifest: str, what: str, key: str, *markers: str) -> None:
+    """Refuses to overwrite a folder that is neither empty nor an earlier output (its `manifest` or `markers`)."""
+    earlier = any((root / name).exists() for name in (manifest, *markers))
     if root.exists() and any(root.iterdir()) and not earlier:
-        raise DataError(f"{root}: folder exists and is not a SynthAU dataset (no {MANIFEST}); "
-                        "refusing to overwrite it — choose another synthesize.root or remove it")
+        raise DataError(f"{root}: folder exists and is not a {what} (no {manifest}); "
+                        f"refusing to overwrite it — choose another {key} or remove it")
 
 
 def _write_manifest(folder: Path, config: SynthConfig, summary: SynthSummary) -> None:
     # What the data is, not where or how fast it was written: the files are the same for any folder and
-    # worker count, and so must be the dataset's hash.
-    settings = {name: value for name, value in to_dict(config).items() if name not in ("root", "workers")}
+    # worker count, and so must be the dataset's hash; nor the pool's settings, which it does not depend on.
+    ignored = ("root", "workers", *POOL_FIELDS)
+    settings = {name: value for name, value in to_dict(config).items() if name not in ignored}
     manifest = {"generator": "aubench.data.synthau", "config": settings, "summary": summary.to_dict()}
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
 
@@ -259,4 +287,5 @@ def _move_into_place(partial: Path, root: Path) -> None:
 
 
 __all__ = ["SynthConfig", "SynthSummary", "SequenceLabels", "tiny_config", "generate", "generate_labels",
-           "sequence_labels", "sequence_plan", "summarize", "render_sequence", "make_identity"]
+           "sequence_labels", "sequence_plan", "summarize", "render_sequence", "make_identity", "check_replaceable",
+           "write_atomically"]

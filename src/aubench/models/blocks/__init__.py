@@ -2,9 +2,11 @@
 
 - `graph`: cosine similarity graphs, Top-K adjacency, symmetric normalisation, the Top-K GNN layer.
 - `classifier`: the cosine classifier with learnable per-AU prototypes.
+- `heads`: the MLP projector/predictor heads of self-supervised pretraining (MC-SFAU).
 - `temporal`: frame differences, the T−1 → T restore-length pooling, a small Transformer encoder.
 """
 from aubench.models.blocks.classifier import CosineClassifier
+from aubench.models.blocks.heads import mlp_head
 from aubench.models.blocks.graph import (
     TopKGraphLayer,
     cosine_similarity_graph,
@@ -24,6 +26,7 @@ __all__ = [
     "TopKGraphLayer",
     "cosine_similarity_graph",
     "forward_difference",
+    "mlp_head",
     "normalise_adjacency",
     "restore_length_pool",
     "sinusoidal_positions",

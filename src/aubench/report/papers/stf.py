@@ -43,7 +43,7 @@ from aubench.report.tables import (
     summary_value,
     write_table,
 )
-from aubench.train.runs import Run
+from aubench.train.runs import ABLATION_GROUPS, Run
 
 METHOD = "stf"
 #: The paper's SRM Top-K in every table but the Top-K ablation (§2.2).
@@ -228,7 +228,7 @@ def write_figures(paper: Mapping[str, Any], params: Mapping[str, Any], runs: Map
     """plots_dir/stf_per_au_f1.png (every scored STF run, labelled with its protocol), stf_k_curve.png and
     stf_k_curve.json (the DVC plot data, x: k)."""
     plots_dir = Path(plots_dir)
-    ordered = sorted(runs.values(), key=lambda run: (run.spec.group == "ablation", run.name))
+    ordered = sorted(runs.values(), key=lambda run: (run.spec.group in ABLATION_GROUPS, run.name))
     bars = {f"{run.name} ({run_protocol(params, run).describe()})": results.get(run.name) for run in ordered}
     written = [per_au_f1_figure(bars, plots_dir / "stf_per_au_f1.png", "STF runs: per-AU F1 (ours)")]
     table = paper["tables"]["table4_f1"]
