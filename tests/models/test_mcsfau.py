@@ -548,8 +548,8 @@ def test_probe_trains_only_its_linear_head_and_keeps_the_backbone_bit_identical(
     config = MCSFAUConfig(backbone="resnet18", init_from=None, pos_weight="inverse_frequency")
     torch.manual_seed(0)
     model, loss_fn = PROBE.build_model(config, 3), PROBE.build_loss(config, np.array([0.2, 0.5, 0.7]))
-    assert dict(model.named_children()).keys() == {"trunk", "head"} and type(model.head) is nn.Linear
-    assert (model.head.in_features, model.head.out_features) == (512, 3)
+    assert dict(model.named_children()).keys() == {"trunk", "norm", "head"} and type(model.head) is nn.Linear
+    assert type(model.norm) is nn.Identity and (model.head.in_features, model.head.out_features) == (512, 3)
     optimizer = build_optimizer(PROBE.trainable(model), OptimConfig(optimizer="sgd", lr=0.5))
     assert {id(p) for group in optimizer.param_groups for p in group["params"]} == set(parameters(model.head))
     before = {key: value.clone() for key, value in model.trunk.state_dict().items()}
@@ -562,6 +562,18 @@ def test_probe_trains_only_its_linear_head_and_keeps_the_backbone_bit_identical(
         optimizer.step()
     assert all(torch.equal(value, before[key]) for key, value in model.trunk.state_dict().items())
     assert not torch.equal(model.head.weight, head)
+
+
+def test_probe_feature_norm_standardises_features_without_parameters():
+    """`feature_norm`: BatchNorm1d without affine parameters before the Linear (MAE's probe): the head stays
+    the only trained module, and in eval mode the probe is one fixed affine map of the pooled features."""
+    model = PROBE.build_model(MCSFAUConfig(backbone="resnet18", init_from=None, feature_norm=True), 3)
+    assert type(model.norm) is nn.BatchNorm1d and not model.norm.affine
+    assert {id(p) for p in PROBE.trainable(model)} == set(parameters(model.head))
+    model.train()
+    features = model.trunk(probe_batch(0)["image"]).mean((2, 3))
+    standardised = model.norm(features)
+    torch.testing.assert_close(standardised.mean(0), torch.zeros(512), atol=1e-5, rtol=0)
 
 
 def test_probe_loads_the_online_backbone_not_the_ema_target(tmp_path):
