@@ -73,6 +73,40 @@ def test_second_repro_does_nothing(project):
     assert "Data and pipelines are up to date" in result.stdout
 
 
+# Runs before the tests that edit params or fail a stage on purpose: it copies the project as `dvc repro`
+# left it, and checks which stages an experiment re-runs.
+def test_readme_worked_example_runs_as_written(project, tmp_path):
+    """Branch, change a param, reproduce, commit, compare with main: every line of the README exits 0."""
+    copy = shutil.copytree(project, tmp_path / "copy", symlinks=True)
+    identity = {"GIT_AUTHOR_NAME": "aubench", "GIT_AUTHOR_EMAIL": "tests@aubench.invalid",
+                "GIT_COMMITTER_NAME": "aubench", "GIT_COMMITTER_EMAIL": "tests@aubench.invalid"}
+    environment = {**os.environ, **identity, "PYTHONPATH": str(ROOT / "src"),
+                   "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+    def shell(line: str) -> str:
+        result = subprocess.run(["bash", "-c", line], cwd=copy, env=environment, capture_output=True, text=True,
+                                timeout=900)
+        assert result.returncode == 0, f"{line}\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+        return result.stdout
+
+    shell("git branch -M main && git add -A && git commit -qm 'pipeline results'")  # the user's main branch
+    outputs = {line: shell(line) for line in worked_example()}
+    # `dvc exp run -S k=2` changes STF's Top-K: only STF's runs, its evaluation and the reports re-run
+    experiment = next(out for line, out in outputs.items() if line.startswith("dvc exp run"))
+    ran = {line.split("'")[1] for line in experiment.splitlines() if line.startswith("Running stage")}
+    assert STF | {"evaluate@stf"} <= ran
+    assert not {stage for stage in ran if stage.startswith(("train@", "train-pretrained@", "ablate", "pretrain",
+                                                            "landmarks", "align"))}
+    assert "reports/summary.json" in shell("dvc exp show --json")
+    params = next(out for line, out in outputs.items() if line.startswith("dvc params diff"))
+    assert re.search(r"\bk\s+\S+\s+2\b", params)
+    metrics = next(out for line, out in outputs.items() if line == "dvc metrics diff main")
+    assert "reports/summary.json" in metrics and "stf.mean_f1" in metrics
+    assert len(metrics.splitlines()) < 60 and "per_au_f1" not in metrics  # readable: summary numbers only
+    assert (copy / "dvc_plots" / "index.html").is_file()
+    assert yaml.safe_load((copy / "params.yaml").read_text())["k"] != 2  # back on main
+
+
 def test_training_param_change_reruns_only_training(project, params_restored):
     params = yaml.safe_load(params_restored.read_text())
     params["baseline"]["optim"]["lr"] = 0.002
@@ -147,38 +181,6 @@ def worked_example() -> list[str]:
     block = re.search(r"<!-- worked-example:start -->\n```bash\n(.*?)```\n<!-- worked-example:end -->", readme, re.S)
     assert block, "README.md: the worked example's markers or code block are missing"
     return [line.split("  #")[0].strip() for line in block.group(1).splitlines() if line.strip()]
-
-
-def test_readme_worked_example_runs_as_written(project, tmp_path):
-    """Branch, change a param, reproduce, commit, compare with main: every line of the README exits 0."""
-    copy = shutil.copytree(project, tmp_path / "copy", symlinks=True)
-    identity = {"GIT_AUTHOR_NAME": "aubench", "GIT_AUTHOR_EMAIL": "tests@aubench.invalid",
-                "GIT_COMMITTER_NAME": "aubench", "GIT_COMMITTER_EMAIL": "tests@aubench.invalid"}
-    environment = {**os.environ, **identity, "PYTHONPATH": str(ROOT / "src"),
-                   "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-
-    def shell(line: str) -> str:
-        result = subprocess.run(["bash", "-c", line], cwd=copy, env=environment, capture_output=True, text=True,
-                                timeout=900)
-        assert result.returncode == 0, f"{line}\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
-        return result.stdout
-
-    shell("git branch -M main && git add -A && git commit -qm 'pipeline results'")  # the user's main branch
-    outputs = {line: shell(line) for line in worked_example()}
-    # `dvc exp run -S k=2` changes STF's Top-K: only STF's runs, its evaluation and the reports re-run
-    experiment = next(out for line, out in outputs.items() if line.startswith("dvc exp run"))
-    ran = {line.split("'")[1] for line in experiment.splitlines() if line.startswith("Running stage")}
-    assert STF | {"evaluate@stf"} <= ran
-    assert not {stage for stage in ran if stage.startswith(("train@", "train-pretrained@", "ablate", "pretrain",
-                                                            "landmarks", "align"))}
-    assert "reports/summary.json" in shell("dvc exp show --json")
-    params = next(out for line, out in outputs.items() if line.startswith("dvc params diff"))
-    assert re.search(r"\bk\s+\S+\s+2\b", params)
-    metrics = next(out for line, out in outputs.items() if line == "dvc metrics diff main")
-    assert "reports/summary.json" in metrics and "stf.mean_f1" in metrics
-    assert len(metrics.splitlines()) < 60 and "per_au_f1" not in metrics  # readable: summary numbers only
-    assert (copy / "dvc_plots" / "index.html").is_file()
-    assert yaml.safe_load((copy / "params.yaml").read_text())["k"] != 2  # back on main
 
 
 def test_deploy_model_runs_through_the_installed_command(project, tmp_path):
