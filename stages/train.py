@@ -1,6 +1,9 @@
-"""DVC stages `train`, `train-from` and `ablate`: train one run (an entry of the `runs` params section) on
-one fold, saving its checkpoint, resolved configuration, DVCLive log and per-frame test probabilities.
-`--print-config` prints the run's resolved configuration (after the profile) and trains nothing."""
+"""DVC stages `train`, `train-from`, `train-pretrained`, `ablate` and `ablate-pretrained`: train one run (an
+entry of the `runs` params section) on each of its folds (`evaluate.folds`, or `ablate.folds` for an ablation
+run) in one process, saving per fold its checkpoint, resolved configuration, DVCLive log and per-frame test
+probabilities. A fold whose finished checkpoint matches the run (configuration, code, data, starting weights)
+is not trained again, so a stage re-run after an interruption redoes only the unfinished fold, from its last
+epoch. `--print-config` prints the run's resolved configuration (after the profile) and trains nothing."""
 from pathlib import Path
 
 import yaml
@@ -17,7 +20,8 @@ from aubench.train.trainer import train_fold
 def main() -> None:
     parser = stage_parser(__doc__)
     parser.add_argument("run", help="a run named in the `runs` params section")
-    parser.add_argument("--fold", type=int, required=True)
+    parser.add_argument("--fold", type=int, action="append", metavar="N",
+                        help="train only this fold (repeatable; default: every fold of the run's protocol)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a key of the run's method section (repeatable)")
     parser.add_argument("--store", default="data/aligned")
@@ -28,16 +32,17 @@ def main() -> None:
     import_plugins(params)
     run = resolve_run(params, args.run, parse_assignments(args.set))
     train_config = run.train_config(params)
-    resolved = {**run.resolved(), "profile": params.get("profile", "paper"), "fold": args.fold,
-                "train": to_dict(train_config)}
+    folds = tuple(args.fold or run.folds(params))
+    resolved = {**run.resolved(), "profile": params.get("profile", "paper"), "train": to_dict(train_config)}
     if args.print_config:
-        print(yaml.safe_dump(resolved, sort_keys=False))
+        print(yaml.safe_dump({**resolved, "folds": list(folds)}, sort_keys=False))
         return
-    fold, au_rates = read_fold(read_json(Path(args.folds)), args.fold)
-    paths = run.paths(args.fold)
-    write_json(paths.checkpoint.parent / "config.json", resolved)
-    train_fold(run.method, run.method_config, run.optim, train_config, AlignedStore.open(Path(args.store)), fold,
-               au_rates, paths)
+    table, store = read_json(Path(args.folds)), AlignedStore.open(Path(args.store))
+    for number in folds:
+        fold, au_rates = read_fold(table, number)
+        paths = run.paths(number)
+        write_json(paths.checkpoint.parent / "config.json", {**resolved, "fold": number})
+        train_fold(run.method, run.method_config, run.optim, train_config, store, fold, au_rates, paths)
 
 
 if __name__ == "__main__":

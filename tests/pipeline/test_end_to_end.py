@@ -31,8 +31,8 @@ TINY = {
                                          "key": "variants.mcsfau_full"}]},
     "efficiency": {"paper_input_size": 64, "measure_frames": 4, "measure_steps": 1},
 }
-BASELINE = {"train-pretrained@run0-1", "train-pretrained@run0-2", "train-pretrained@run0-3"}
-STF = {"train-from@run0-1", "train-from@run0-2", "train-from@run0-3"}
+BASELINE = {"train-pretrained@run0"}  # one stage per run: it trains every fold
+STF = {"train-from@run0"}
 
 
 @pytest.fixture(scope="module")
@@ -121,12 +121,12 @@ def test_stage_failure_names_the_problem_and_loses_nothing(project, params_resto
     params = yaml.safe_load(params_restored.read_text())
     params["train"]["epoch"] = 3  # typo: must fail, not be ignored
     params_restored.write_text(yaml.safe_dump(params, sort_keys=False))
-    result = dvc(project, "repro", "train-pretrained@run0-1")
+    result = dvc(project, "repro", "train-pretrained@run0")
     assert result.returncode != 0
     assert "train.epoch: unknown key; did you mean 'epochs'" in result.stdout + result.stderr
     # Nothing computed is lost: the checkpoint persists, and the earlier predictions come back from the cache.
     assert (project / "models" / "baseline" / "fold1" / "checkpoint.pt").is_file()
-    assert dvc(project, "checkout", "train-pretrained@run0-1").returncode == 0
+    assert dvc(project, "checkout", "train-pretrained@run0").returncode == 0
     assert (project / "predictions" / "baseline" / "fold1.npz").is_file()
 
 
@@ -149,9 +149,9 @@ def test_paper_profile_retrains_every_run_with_the_papers_schedules(project, par
     params["profile"] = "paper"
     params_restored.write_text(yaml.safe_dump(params, sort_keys=False))
     changed = set(json.loads(dvc(project, "status", "--json").stdout))
-    assert BASELINE | STF | {"ablate@run0-1", "align"} <= changed  # align: the paper's 256² crops
+    assert BASELINE | STF | {"ablate@run0", "align"} <= changed  # align: the paper's 256² crops
     assert not changed & {"synthesize", "landmarks"}
-    shown = subprocess.run([sys.executable, "stages/train.py", "stf", "--fold", "1", "--print-config"], cwd=project,
+    shown = subprocess.run([sys.executable, "stages/train.py", "stf", "--print-config"], cwd=project,
                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(project / "src")})
     assert shown.returncode == 0, shown.stderr
     config = yaml.safe_load(shown.stdout)
@@ -159,6 +159,7 @@ def test_paper_profile_retrains_every_run_with_the_papers_schedules(project, par
     assert (config["optim"]["optimizer"], config["optim"]["lr"], config["optim"]["schedule"]) == (
         "sgd", 0.01, "cosine_periodic")
     assert config["train"]["input_size"] == 224 and config["train"]["epochs"] is None
+    assert config["folds"] == [1, 2, 3]  # one stage trains every evaluation fold
 
 
 def test_report_lists_every_run_with_statistics(project):

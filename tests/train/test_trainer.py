@@ -49,15 +49,17 @@ def make_run_dir(root: Path, **train) -> Path:
 
 
 def run_stage(cwd: Path, *extra: str, env: dict | None = None, launcher: list[str] | None = None,
-              fold: int = 1) -> subprocess.CompletedProcess:
+              fold: int | None = 1) -> subprocess.CompletedProcess:
+    """`python [extra] stages/train.py baseline [--fold N]` (fold None: every fold, as dvc.yaml runs it)."""
     environment = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}", "OMP_NUM_THREADS": "1",
                    **(env or {})}
-    command = (launcher or [sys.executable]) + [*extra, str(TRAIN_STAGE), "baseline", "--fold", str(fold)]
+    folds = [] if fold is None else ["--fold", str(fold)]
+    command = (launcher or [sys.executable]) + [*extra, str(TRAIN_STAGE), "baseline", *folds]
     return subprocess.run(command, cwd=cwd, env=environment, capture_output=True, text=True, timeout=300)
 
 
-def predictions(cwd: Path) -> np.ndarray:
-    with np.load(cwd / "predictions" / "baseline" / "fold1.npz") as data:
+def predictions(cwd: Path, fold: int = 1) -> np.ndarray:
+    with np.load(cwd / "predictions" / "baseline" / f"fold{fold}.npz") as data:
         return data["probabilities"]
 
 
@@ -81,6 +83,41 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming after epoch 1" in resumed.stderr
     np.testing.assert_array_equal(predictions(reference), predictions(interrupted))
+
+
+def test_one_process_trains_every_fold_and_a_rerun_redoes_only_the_interrupted_one(tmp_path):
+    """Without --fold the stage trains the folds of `evaluate.folds`; killed in fold 2, its re-run keeps fold 1
+    (finished, same run: only its predictions are recomputed) and resumes fold 2 from its last epoch."""
+    reference, interrupted = make_run_dir(tmp_path / "ref"), make_run_dir(tmp_path / "kill")
+    for run_dir in (reference, interrupted):
+        params = yaml.safe_load((run_dir / "params.yaml").read_text())
+        (run_dir / "params.yaml").write_text(yaml.safe_dump({**params, "evaluate": {"folds": [1, 2]}}))
+    assert run_stage(reference, fold=None).returncode == 0
+    assert sorted(path.name for path in (reference / "predictions" / "baseline").iterdir()) == ["fold1.npz", "fold2.npz"]
+    # 6 steps an epoch, 3 epochs: fold 1 makes 18 training forward calls; call 26 is in fold 2's 2nd epoch.
+    killed = run_stage(interrupted, "-c", KILLER, env={"KILL_AT_FORWARD": "26"}, fold=None)
+    assert killed.returncode == -9
+    checkpoints = interrupted / "models" / "baseline"
+    assert torch.load(checkpoints / "fold1" / "checkpoint.pt", weights_only=False)["finished"]
+    assert torch.load(checkpoints / "fold2" / "checkpoint.pt", weights_only=False)["epoch"] == 1
+    (interrupted / "predictions" / "baseline" / "fold1.npz").unlink()  # DVC removes a stage's outputs first
+    resumed = run_stage(interrupted, fold=None)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "this run finished already" in resumed.stderr and "resuming after epoch 1" in resumed.stderr
+    for fold in (1, 2):
+        np.testing.assert_array_equal(predictions(reference, fold), predictions(interrupted, fold))
+
+
+def test_changed_data_is_another_run(tmp_path):
+    """The checkpoint's fingerprint covers the store's content: new data never resumes or reuses old weights."""
+    run_dir = make_run_dir(tmp_path, epochs=1)
+    assert run_stage(run_dir).returncode == 0
+    before = predictions(run_dir)
+    make_store(run_dir / "data" / "aligned", subjects=3, frames=24, seed=1)  # same layout, other pixels and labels
+    rerun = run_stage(run_dir)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "another configuration or data" in rerun.stderr and "finished already" not in rerun.stderr
+    assert not np.array_equal(before, predictions(run_dir))
 
 
 def test_nan_loss_stops_with_step_and_batch_named(tmp_path):

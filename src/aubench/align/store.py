@@ -17,6 +17,7 @@ the dataset are deleted.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import asdict, dataclass
 from itertools import repeat
@@ -94,6 +95,20 @@ class AlignedStore:
 
     def subjects(self) -> list[str]:
         return sorted({sequence.subject for sequence in self.sequences})
+
+    def signature(self) -> str:
+        """What the store holds, as a digest of its index and of each sequence's resume key (which covers the
+        align params, landmarks, frame files, labels and code that made it): cheap, and equal on any machine."""
+        keys = [stored_key(self.root / f"{sequence.key}.npz") or self._content_digest(sequence.key)
+                for sequence in self.sequences]
+        return digest([read_json(self.root / INDEX_FILE), keys])
+
+    def _content_digest(self, key: str) -> str:
+        """A sequence written without a resume key (by hand, or by tests) is identified by its bytes."""
+        hasher = hashlib.sha256()
+        for suffix in (".npy", ".npz"):
+            hasher.update((self.root / f"{key}{suffix}").read_bytes())
+        return hasher.hexdigest()
 
     def _array(self, key: str, name: str) -> np.ndarray:
         with np.load(self.root / f"{key}.npz") as data:

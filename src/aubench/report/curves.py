@@ -6,7 +6,7 @@ as columns (`plots/training/<run>/<name>.json`: rows `{epoch, fold1, fold2, …}
 the folds of a run overlaid. Per-AU curves are left out (the per-AU numbers are in the tables).
 
 Stage times: `aubench.cli.run_stage` logs each stage's wall time under `logs/stage_times/` whenever DVC runs
-it; the report sums the stages of the current `dvc.lock` per stage family (`train@run0-1` → `train`) into a
+it; the report sums the stages of the current `dvc.lock` per stage family (`train@run0` → `train`) into a
 small metrics file, so that growth shows in `dvc metrics diff`.
 """
 from __future__ import annotations
@@ -62,7 +62,7 @@ def write_training_curves(live_root: Path, runs: Iterable[str], out_dir: Path) -
 
 def stage_times(log_dir: Path, lock_path: Path) -> dict[str, Any]:
     """The current pipeline's time (stages in `lock_path`, as last measured): seconds per stage family
-    (`train@run0-1` → `train`) and in all, how many stages were measured, and when the last one finished."""
+    (`train@run0` → `train`) and in all, how many stages were measured, and when the last one finished."""
     current = set((yaml.safe_load(lock_path.read_text()) or {}).get("stages", {})) if lock_path.is_file() else set()
     logged = [read_json(path) for path in sorted(Path(log_dir).glob("*.json"))]
     logged = [entry for entry in logged if entry["stage"] in current]

@@ -28,12 +28,9 @@ from typing import Any
 import numpy as np
 import yaml
 
-from aubench.config import section
 from aubench.errors import ConfigError, DataError
 from aubench.eval.efficiency_report import model_cost
-from aubench.eval.report import EvaluateConfig
 from aubench.io import read_json
-from aubench.train.config import AblateConfig
 from aubench.train.runs import ABLATION_GROUPS, Run, resolve_run, run_specs
 
 #: What a missing run or an undefined value prints as.
@@ -423,12 +420,8 @@ def run_protocol(params: Mapping[str, Any], run: Run) -> Protocol:
     """The protocol of `run` as the pipeline trains it: its folds, and its epochs as the engine resolves them
     (`ablate.epochs` for ablation runs, else `train.epochs`, else the method's own `optim.epochs`)."""
     params = dict(params)
-    if run.spec.group in ABLATION_GROUPS:
-        folds = section(AblateConfig, params, "ablate").folds
-    else:
-        folds = section(EvaluateConfig, params, "evaluate").folds
     epochs = run.train_config(params).epochs or run.optim.epochs
-    return Protocol(run.spec.group, tuple(folds), epochs, str(params.get("profile", "paper")))
+    return Protocol(run.spec.group, tuple(run.folds(params)), epochs, str(params.get("profile", "paper")))
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ import yaml
 import aubench.models  # noqa: F401  (registers the built-in methods)
 from aubench.config import from_mapping, section, set_dotted, to_dict
 from aubench.errors import ConfigError
+from aubench.eval.report import EvaluateConfig
 from aubench.models.registry import Method, get_method
 from aubench.train.optim import OptimConfig
 from aubench.train.config import AblateConfig, RunPaths, TrainConfig
@@ -79,6 +80,12 @@ class Run:
             upstream[slot] = checkpoint_path(source, None if self.spec.group in FROM_PRETRAIN else fold)
         return RunPaths(checkpoint_path(self.name, fold), Path("predictions") / self.name / f"fold{fold}.npz",
                         Path("dvclive") / "train" / self.name / f"fold{fold}", upstream)
+
+    def folds(self, params: dict[str, Any]) -> tuple[int, ...]:
+        """The folds this run trains on: `ablate.folds` for an ablation run, `evaluate.folds` otherwise."""
+        if self.spec.group in ABLATION_GROUPS:
+            return section(AblateConfig, params, "ablate").folds
+        return section(EvaluateConfig, params, "evaluate").folds
 
     def train_config(self, params: dict[str, Any]) -> TrainConfig:
         """The engine settings of this run (ablation runs take `ablate.epochs`)."""

@@ -89,7 +89,7 @@ class FoldTrainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
         # The starting checkpoints are part of the run: a retrained source must not resume an older run.
         sources = {slot: hashlib.sha256(path.read_bytes()).hexdigest() for slot, path in paths.upstream.items()}
-        self.key = fingerprint(method_config, optim, config, fold, store.root.name, self.topology.world, sources)
+        self.key = fingerprint(method_config, optim, config, fold, store.signature(), self.topology.world, sources)
         self.best: dict[str, Any] | None = None
         self.last_validation_f1: float | None = None
 
@@ -104,6 +104,9 @@ class FoldTrainer:
     def run(self) -> None:
         """Train (resuming a matching interrupted run), then predict the test subjects."""
         start = self._resume()
+        if start is None:  # this very run finished before (a stage re-run after a later fold was interrupted)
+            self._finish()
+            return
         wrapped = self._wrap(self.model)
         live = self._live(resume=start > 0)
         try:
@@ -118,14 +121,18 @@ class FoldTrainer:
                     break
             if self.best is not None:
                 self.model.load_state_dict(self.best["model"])
-            if self.topology.is_main:
-                if self.method.predicts and self.fold.test_subjects:  # a deploy run has no test subject
-                    save_predictions(self.paths.predictions, self._predict(self.fold.test_subjects))
-                self._save_checkpoint(self.epochs, finished=True)
+            self._finish()
         finally:
             if live is not None:
                 live.end()
-            distributed.barrier()
+
+    def _finish(self) -> None:
+        """Predict the test subjects and mark the checkpoint finished (main process), then wait for the others."""
+        if self.topology.is_main:
+            if self.method.predicts and self.fold.test_subjects:  # a deploy run has no test subject
+                save_predictions(self.paths.predictions, self._predict(self.fold.test_subjects))
+            self._save_checkpoint(self.epochs, finished=True)
+        distributed.barrier()
 
     def _wrap(self, model: torch.nn.Module) -> torch.nn.Module:
         if self.topology.world == 1:
@@ -237,16 +244,21 @@ class FoldTrainer:
                 live.log_metric(name, float(value))
         live.next_step()
 
-    def _resume(self) -> int:
-        """Epochs already done according to a matching, unfinished checkpoint (0 when there is none)."""
+    def _resume(self) -> int | None:
+        """Epochs already done according to a matching checkpoint: 0 when there is none, None when it is
+        this run's finished checkpoint (its weights are loaded; only the predictions are computed again)."""
         path = self.paths.checkpoint
         if not path.is_file():
             return 0
         state = torch.load(path, map_location=self.device, weights_only=False)
-        if state.get("fingerprint") != self.key or state.get("finished"):
-            log.info("%s: checkpoint is from a finished run or another configuration; training from epoch 1", path)
+        if state.get("fingerprint") != self.key:
+            log.info("%s: checkpoint is from another configuration or data; training from epoch 1", path)
             return 0
         self.model.load_state_dict(state["model"])
+        if state.get("finished"):
+            self.best = state.get("best")
+            log.info("%s: this run finished already; predicting with its weights", path)
+            return None
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
         self.hooks.load_state_dict(state["hooks"])
