@@ -55,7 +55,7 @@ def main() -> None:
         engine_rates.append(samples / (time.perf_counter() - started))
         bare_rates.append(frames_per_sample * bare_training_rate(
             trainer.model, trainer.loss_fn, optimizer, images, batch["target"].to(trainer.device),
-            steps=trainer.sampler.steps, warmup=1))
+            steps=trainer.sampler.steps, warmup=1, method_step=method.step))
     engine, bare = statistics.median(engine_rates), statistics.median(bare_rates)
     result = {"run": args.run, "profile": params.get("profile"), "device": str(trainer.device), "engine_samples_per_s": round(engine, 2),
               "bare_loop_samples_per_s": round(bare, 2), "engine_over_bare": round(engine / bare, 3),

@@ -9,7 +9,7 @@ import yaml
 
 from aubench.config import apply_profile, load_params
 from aubench.errors import ConfigError
-from aubench.train.runs import resolve_run, run_specs
+from aubench.train.runs import method_configs, resolve_run, run_specs
 
 PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 
@@ -67,6 +67,33 @@ def test_paper_profile_gives_mcsfau_its_paper_protocol():
     rows = {name: resolve_run(params, name).method_config.modules for name in ("pretrain_mfdc_only", "pretrain_mfdc_mfrr")}
     assert (rows["pretrain_mfdc_only"].mfrr, rows["pretrain_mfdc_mfrr"].mfrr, rows["pretrain_mfdc_mfrr"].mci) == (
         False, True, False)
+
+
+def test_paper_profile_gives_mdhr_its_paper_protocol():
+    """MDHR §3–4 and its released code: ImageNet ResNet-50 fine-tuned end to end, 16-frame clips (one random
+    window per video per epoch), k = 5, all four scales with adaptive weights (step kernels 8, 4, 2, 1), the
+    code's four BP4D groups, λ = 0.01, the weighted asymmetric loss, AdamW (0.9, 0.999) at 1e-4 with a cosine
+    to 0, weight decay 5e-4, 200 epochs, 8 clips; the config defaults are the same values. Table 3–5 rows
+    switch only their modules."""
+    from aubench.models.mdhr import MDHRConfig
+
+    params = params_with("paper")
+    run = resolve_run(params, "mdhr")
+    config, optim = run.method_config, run.optim
+    assert config == MDHRConfig()
+    assert (config.backbone, config.pretrained, config.train_backbone, config.init_from) == ("resnet50", True, True, None)
+    assert (config.clip_length, config.clip_sampler, config.feat_dim) == (16, "one_clip_per_sequence", 512)
+    assert (config.mfd.layers, config.mfd.pad_to_grid, config.mfd.k, config.mfd.fusion) == (
+        (1, 2, 3, 4), False, 5, "adaptive")
+    assert (config.hsr.aux_weight, config.hsr.crm.edge_mode, config.loss) == (
+        0.01, "cross_region_activated", "weighted_asymmetric")
+    assert (optim.optimizer, optim.lr, optim.betas, optim.weight_decay) == ("adamw", 0.0001, (0.9, 0.999), 0.0005)
+    assert (optim.schedule, optim.min_lr_ratio, optim.warmup_epochs, optim.epochs, optim.batch_size) == (
+        "cosine", 0.0, 0.0, 200, 8)
+    t3_5 = resolve_run(params, "mdhr_T3_5").method_config
+    t4_sum = method_configs(params, "mdhr", params["variants"]["mdhr_T4_sum"])[1]  # a variant the default does not run
+    assert (t3_5.mfd.enabled, t3_5.hsr.crm.enabled, t3_5.tcn.enabled, t3_5.hsr.aux) == (False, True, False, True)
+    assert (t4_sum.mfd.fusion, t4_sum.hsr.aux, t4_sum.hsr.crm.enabled) == ("sum", False, False)
 
 
 def test_every_run_resolves_under_both_profiles():

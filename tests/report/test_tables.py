@@ -16,6 +16,7 @@ from aubench.report.tables import (
     RunColumn,
     Value,
     fill_row,
+    fold_view,
     from_fractions,
     load_paper,
     load_results,
@@ -27,6 +28,7 @@ from aubench.report.tables import (
     run_metrics_path,
     run_protocol,
     scored_runs,
+    with_fold_views,
 )
 from aubench.train.runs import resolve_run
 from tests.report.helpers import SYNTH, full_metrics, make_metrics, make_params, write_results
@@ -181,3 +183,19 @@ def test_run_cost_is_the_efficiency_stage_count_without_pretrained_weights():
     plain = resolve_run(make_params(), "baseline")
     assert (parameters, macs) == model_cost(plain.method, plain.method_config, 12, 64)
     assert parameters > 11_000_000 and macs > 0
+
+
+def test_a_main_run_trained_for_the_ablation_epochs_is_read_on_the_ablation_folds():
+    """The default trains no separate full model for ablation tables: the main run, when it trains for the
+    ablation's epochs, fills the full-model row with its fold-1 numbers (like for like); otherwise all folds."""
+    entry = {"run": ["stf_A8_full", "stf"], "switches": FULL}
+    same = fill_row(make_params(ablation=["stf_A5_wo_trm"], train_epochs=3), entry, "row A8")
+    assert same.folds == (1,) and same.name == "stf (fold 1)" and same.protocol.schedule == ((1,), 3, "cpu")
+    other = fill_row(make_params(ablation=["stf_A5_wo_trm"], train_epochs=6), entry, "row A8")
+    assert other.folds is None and other.name == "stf" and other.protocol.folds == (1, 2, 3)
+    metrics = make_metrics("stf", {"AU1": [0.2, 0.6, 0.9], "AU2": [0.4, None, 0.1]})
+    views = with_fold_views({"stf": metrics}, [same])
+    assert views["stf"] is metrics
+    view = views["stf (fold 1)"]
+    assert list(view["folds"]) == ["fold1"] and view["mean_f1"] == pytest.approx(0.3) and view["std_f1"] == 0.0
+    assert fold_view(metrics, (1, 3))["mean_f1"] == pytest.approx((0.3 + 0.5) / 2)

@@ -6,6 +6,7 @@ figures were produced with: torchvision's ResNet-18 at 256×256 then gives STF T
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -29,11 +30,23 @@ class EfficiencyConfig:
     measure_steps: int = 3
 
 
+def without_weights(config: Any) -> Any:
+    """`config` with `pretrained: false` where it has that switch: counting needs no weights (which may not
+    be on this machine)."""
+    if dataclasses.is_dataclass(config) and any(field.name == "pretrained" for field in dataclasses.fields(config)):
+        return dataclasses.replace(config, pretrained=False)
+    return config
+
+
 def model_cost(method: Method, method_config: Any, num_aus: int, input_size: int = 256) -> tuple[int, int]:
-    """Parameters and MACs per frame of a method's model at `input_size`² (one place for every report)."""
-    model = method.build_model(method_config, num_aus)
+    """Parameters and MACs per frame of a method's model at `input_size`² (one place for every report),
+    counted on the meta device (shapes only: a ResNet-50 on 16-frame clips costs no compute) and without
+    pretrained weights."""
+    method_config = without_weights(method_config)
+    with torch.device("meta"):
+        model = method.build_model(method_config, num_aus)
     sampling = method.sampling(method_config)
-    example = sampling.example_input(input_size, sampling.frames_per_sample)
+    example = sampling.example_input(input_size, sampling.frames_per_sample, torch.device("meta"))
     count = per_frame_macs if sampling.frames_per_sample > 1 else count_macs
     return count_parameters(model), int(count(model, example, include_batchnorm=True))
 
@@ -49,7 +62,8 @@ def method_efficiency(method: Method, method_config: Any, make_optimizer: Optimi
     targets = (torch.rand(scores.shape, generator=torch.Generator().manual_seed(1)) < 0.3).long().to(device)
     loss_fn = method.build_loss(method_config, torch.full((num_aus,), 0.3).numpy()).to(device)
     training = bare_training_rate(model, loss_fn, make_optimizer(method.trainable(model)), images, targets,
-                                  steps=config.measure_steps, warmup=1) * sampling.frames_per_sample
+                                  steps=config.measure_steps, warmup=1, method_step=method.step)
+    training *= sampling.frames_per_sample
     return {"parameters": parameters, "macs_per_frame": macs, "input_size": config.paper_input_size,
             "train_frames_per_s": round(training, 2), "inference_frames_per_s": round(
                 inference_rate(model, images, steps=config.measure_steps, warmup=1), 2),

@@ -6,6 +6,8 @@ from collections.abc import Callable
 
 import torch
 
+from aubench.models.registry import StepOutput, supervised_step
+
 
 def _synchronise(device: torch.device) -> None:
     if device.type == "cuda":
@@ -25,13 +27,15 @@ def timed_rate(step: Callable[[], int], steps: int, warmup: int, device: torch.d
 
 
 def bare_training_rate(model: torch.nn.Module, loss_fn: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                       images: torch.Tensor, targets: torch.Tensor, steps: int = 10, warmup: int = 2) -> float:
-    """Samples/s of a plain forward/backward/step loop on one fixed, already-on-device batch (the reference)."""
-    mask = torch.ones_like(targets, dtype=torch.bool)
+                       images: torch.Tensor, targets: torch.Tensor, steps: int = 10, warmup: int = 2,
+                       method_step: Callable[..., StepOutput] = supervised_step) -> float:
+    """Samples/s of a plain forward/backward/step loop on one fixed, already-on-device batch (the reference);
+    `method_step` is the method's own step (its loss terms are summed, as the trainer does)."""
+    batch = {"image": images, "target": targets, "mask": torch.ones_like(targets, dtype=torch.bool)}
     model.train()
 
     def step() -> int:
-        loss = loss_fn(model(images), targets, mask)
+        loss = sum(method_step(model, loss_fn, batch).terms.values())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

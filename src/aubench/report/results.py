@@ -11,6 +11,8 @@ Beside our numbers stand the papers' (`published` in `papers/<method>.yaml`), la
 """
 from __future__ import annotations
 
+import dataclasses
+
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -112,12 +114,29 @@ def compare(runs: Mapping[str, RunResult], config: ReportConfig) -> dict[str, tu
         reference = runs.get(reference_of(run, config) or "")
         if reference is None or run.counts is None or reference.counts is None:
             continue
+        reference = on_folds_of(reference, run)
         if not run.frames.same_as(reference.frames):
             raise DataError(f"predictions/{name} and predictions/{reference.name} cover different frames: "
                             "a paired test needs both runs scored on the same folds")
         comparisons[name] = (reference.name, paired_comparison(run.counts, reference.counts, config.replicates,
                                                                config.level, config.seed))
     return comparisons
+
+
+def scored_folds(run: RunResult) -> list[str]:
+    """The folds a run's counts and frames are listed by, in order ("fold1", …)."""
+    return sorted(run.metrics.get("folds") or {})
+
+
+def on_folds_of(reference: RunResult, run: RunResult) -> RunResult:
+    """`reference` restricted to the folds `run` was scored on, when it has more (a main run standing in for
+    the full model of ablation runs on `ablate.folds`); unchanged otherwise."""
+    folds, available = scored_folds(run), scored_folds(reference)
+    if folds == available or not set(folds) <= set(available):
+        return reference
+    keep = [available.index(fold) for fold in folds]
+    frames = Frames(tuple(reference.frames.keys[i] for i in keep), tuple(reference.frames.positions[i] for i in keep))
+    return dataclasses.replace(reference, counts=[reference.counts[i] for i in keep], frames=frames)
 
 
 def published_numbers() -> dict[str, list[dict[str, Any]]]:

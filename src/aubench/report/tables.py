@@ -16,7 +16,6 @@ run produced it and a table can tell whether its cells compare like for like. A 
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -28,9 +27,11 @@ from typing import Any
 import numpy as np
 import yaml
 
+from aubench.config import section
 from aubench.errors import ConfigError, DataError
 from aubench.eval.efficiency_report import model_cost
 from aubench.io import read_json
+from aubench.train.config import AblateConfig
 from aubench.train.runs import ABLATION_GROUPS, Run, resolve_run, run_specs
 
 #: What a missing run or an undefined value prints as.
@@ -411,9 +412,13 @@ class Protocol:
         return self.folds, self.epochs, self.profile
 
     def describe(self, group: bool = True) -> str:
-        folds = ("fold " if len(self.folds) == 1 else "folds ") + ", ".join(map(str, self.folds))
-        text = f"{folds}, {self.epochs} epochs, profile {self.profile}"
+        text = f"{fold_text(self.folds)}, {self.epochs} epochs, profile {self.profile}"
         return f"{self.group}: {text}" if group else text
+
+
+def fold_text(folds: Sequence[int]) -> str:
+    """"fold 1" or "folds 1, 2, 3"."""
+    return ("fold " if len(folds) == 1 else "folds ") + ", ".join(map(str, folds))
 
 
 def run_protocol(params: Mapping[str, Any], run: Run) -> Protocol:
@@ -429,20 +434,24 @@ class OurRun:
     """The run of ours that fills one row or column of a paper's table.
 
     `wanted` is the row's own run (the first it names); `run`/`protocol` are None when params `runs` has
-    no run that fits the row: its cells then print "–".
+    no run that fits the row: its cells then print "–". `folds`: a main run read on these folds only (see
+    `ablation_view`); its results are then looked up as `name`, e.g. "stf (fold 1)" (`with_fold_views`).
     """
 
     wanted: str
     run: Run | None = None
     protocol: Protocol | None = None
+    folds: tuple[int, ...] | None = None
 
     @property
     def name(self) -> str | None:
-        return self.run.name if self.run else None
+        if self.run is None or self.folds is None:
+            return self.run.name if self.run else None
+        return f"{self.run.name} ({fold_text(self.folds)})"
 
     @property
     def run_label(self) -> str:
-        return self.run.name if self.run else f"{self.wanted} (not run)"
+        return self.name if self.run else f"{self.wanted} (not run)"
 
     @property
     def protocol_label(self) -> str:
@@ -465,18 +474,94 @@ def fill_row(params: Mapping[str, Any], entry: Mapping[str, Any], what: str) -> 
         if name not in specs:
             continue
         run = resolve_run(dict(params), name)
-        unknown = [key for key in switches if not hasattr(run.method_config, key)]
+        unknown = [key for key in switches if _config_value(run.method_config, key) is _ABSENT]
         if unknown:
             raise ConfigError(f"{what}: switches {unknown} are not fields of the {run.method.name!r} section")
-        wrong = {key: getattr(run.method_config, key) for key, value in switches.items()
-                 if getattr(run.method_config, key) != value}
+        wrong = {key: _config_value(run.method_config, key) for key, value in switches.items()
+                 if _config_value(run.method_config, key) != value}
         if not wrong:
-            return OurRun(candidates[0], run, run_protocol(params, run))
+            view = ablation_view(params, run) if index > 0 else None
+            return OurRun(candidates[0], run, view or run_protocol(params, run), view.folds if view else None)
         if index == 0:
             raise ConfigError(f"{run.spec.key}: run {name!r} fills {what}, which needs "
                               f"{', '.join(f'{key}={value}' for key, value in switches.items())}; the run "
                               f"resolves to {', '.join(f'{key}={value}' for key, value in wrong.items())}")
     return OurRun(candidates[0])
+
+
+def ablation_view(params: Mapping[str, Any], run: Run) -> Protocol | None:
+    """A main run standing in for an ablation table's full model, read on `ablate.folds` only: when it is
+    trained for the epochs an ablation run of it would have, its runs on those folds are that ablation run
+    (same configuration, folds, epochs and seed), so the default run does not train it twice. None when it
+    is not a main run, or its protocol differs in more than its folds."""
+    if run.spec.group in ABLATION_GROUPS:
+        return None
+    main = run_protocol(params, run)
+    ablate = section(AblateConfig, params, "ablate")
+    if (ablate.epochs or main.epochs) != main.epochs or not set(ablate.folds) < set(main.folds):
+        return None
+    return Protocol(f"{main.group}, read on the ablation folds", tuple(ablate.folds), main.epochs, main.profile)
+
+
+def fold_view(metrics: Mapping[str, Any] | None, folds: Sequence[int]) -> dict[str, Any] | None:
+    """A run's metrics restricted to `folds`: their per-fold entries, and mean ± std over those folds."""
+    if metrics is None:
+        return None
+    kept = {f"fold{n}": metrics["folds"][f"fold{n}"] for n in folds if f"fold{n}" in (metrics.get("folds") or {})}
+    view = {key: value for key, value in metrics.items() if not key.startswith(("mean_", "std_", "per_au_"))}
+    for metric in ("f1", "accuracy"):
+        values = np.array([fold.get(f"mean_{metric}") for fold in kept.values()], dtype=float)
+        values = values[np.isfinite(values)]
+        view[f"mean_{metric}"] = float(values.mean()) if values.size else None
+        view[f"std_{metric}"] = float(values.std()) if values.size else None
+    return {**view, "folds": kept}
+
+
+def with_fold_views(results: Mapping[str, Mapping[str, Any] | None], used: Iterable[OurRun]
+                    ) -> dict[str, Mapping[str, Any] | None]:
+    """`results` plus, for every run read on some folds only, its restricted metrics under its `name`."""
+    views = {ours.name: fold_view(results.get(ours.run.name), ours.folds) for ours in used if ours.folds}
+    return {**results, **views}
+
+
+def quantity_table(title: str, quantities: Sequence[tuple[str, Value, Value]], paper_dataset: str,
+                   paper_source: str, ours_source: str, notes: Sequence[str]) -> ComparisonTable:
+    """A table of counted quantities, the paper's value beside ours per row (e.g. parameters and MACs)."""
+    rows = tuple(Row((label,), {"value": (paper, ours)}) for label, paper, ours in quantities)
+    return ComparisonTable(title=title, row_header=("quantity",), columns=(Column("value", "value"),),
+                           sections=(Section(None, rows),), paper_dataset=paper_dataset, paper_source=paper_source,
+                           ours_dataset="counted (no data)", ours_source=ours_source, notes=tuple(notes))
+
+
+def write_f1_tables(params: Mapping[str, Any], method: str, titles: Mapping[str, str],
+                    notes: Mapping[str, Sequence[str]], metrics_dir: Path, tables_dir: Path) -> list[Path]:
+    """`<method>_<name>.{md,csv}` for each F1 table `name` of `titles` in the method's paper YAML: each paper
+    column beside the run that fills it (`ours.<name>`, `fill_row`), the table's `notes`, the protocol notes.
+    Every run of the method the pipeline scores must have its metrics (`load_results`)."""
+    paper = load_paper(method)
+    results = load_results(scored_runs(params, method).values(), Path(metrics_dir))
+    written: list[Path] = []
+    for name, title in titles.items():
+        ours = {key: fill_row(params, entry, f"{method} {name} column {key}") for key, entry in paper["ours"][name].items()}
+        table = paper["tables"][name]
+        columns = [RunColumn.of(key, label, key, ours[key]) for key, label in table.columns.items()]
+        views = with_fold_views(results, ours.values())
+        table_notes = [*notes.get(name, ()), *protocol_notes(ours.values(), views, paper["protocol"])]
+        comparison = per_au_table(title, {"f1": table}, columns, views, ours_source(ours.values()), table_notes)
+        written += write_table(comparison, Path(tables_dir) / f"{method}_{name}")
+    return written
+
+
+_ABSENT = object()
+
+
+def _config_value(config: Any, dotted: str) -> Any:
+    """A config field by dotted name (`mfd.enabled` reaches into a subsection); `_ABSENT` when there is none."""
+    for part in dotted.split("."):
+        config = getattr(config, part, _ABSENT)
+        if config is _ABSENT:
+            break
+    return config
 
 
 def run_metrics_path(run: Run, metrics_dir: Path = Path("metrics")) -> tuple[Path, str]:
@@ -514,12 +599,9 @@ def run_cost(run: Run, num_aus: int, input_size: int) -> tuple[int, int]:
     `aubench.eval.efficiency_report.model_cost` (the efficiency stage's count). The model is built without
     its pretrained weights (irrelevant to the count, and perhaps not on this machine); memoised per config.
     """
-    config = run.method_config
-    if dataclasses.is_dataclass(config) and any(field.name == "pretrained" for field in dataclasses.fields(config)):
-        config = dataclasses.replace(config, pretrained=False)
-    key = (run.method.name, config, num_aus, input_size)
+    key = (run.method.name, run.method_config, num_aus, input_size)
     if key not in _COSTS:
-        _COSTS[key] = model_cost(run.method, config, num_aus, input_size)
+        _COSTS[key] = model_cost(run.method, run.method_config, num_aus, input_size)
     return _COSTS[key]
 
 

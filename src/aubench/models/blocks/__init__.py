@@ -1,13 +1,16 @@
 """Building blocks shared by the graph-based AU methods (STF, and later MDHR/LAC/ME-GraphAU-like ones).
 
-- `graph`: cosine similarity graphs, Top-K adjacency, symmetric normalisation, the Top-K GNN layer.
+- `graph`: cosine similarity graphs, Top-K adjacency, symmetric normalisation, the Top-K GNN layer, and a
+  graph attention layer over a given neighbourhood (MDHR's cross-regional GAT).
 - `classifier`: the cosine classifier with learnable per-AU prototypes.
-- `heads`: the MLP projector/predictor heads of self-supervised pretraining (MC-SFAU).
+- `heads`: the MLP projector/predictor heads of self-supervised pretraining (MC-SFAU) and the token-wise
+  Linear + BN + ReLU block (MDHR's projections and AU feature extractors).
 - `temporal`: frame differences, the T−1 → T restore-length pooling, a small Transformer encoder.
 """
 from aubench.models.blocks.classifier import CosineClassifier
-from aubench.models.blocks.heads import mlp_head
+from aubench.models.blocks.heads import TokenLinearBlock, mlp_head
 from aubench.models.blocks.graph import (
+    MaskedGraphAttention,
     TopKGraphLayer,
     cosine_similarity_graph,
     normalise_adjacency,
@@ -22,7 +25,9 @@ from aubench.models.blocks.temporal import (
 
 __all__ = [
     "CosineClassifier",
+    "MaskedGraphAttention",
     "TemporalTransformer",
+    "TokenLinearBlock",
     "TopKGraphLayer",
     "cosine_similarity_graph",
     "forward_difference",

@@ -133,3 +133,35 @@ class TopKGraphLayer(nn.Module):
         if self.residual:
             update = x + update
         return F.relu(update)
+
+
+class MaskedGraphAttention(nn.Module):
+    """One-head graph attention over nodes with a given neighbourhood (MDHR eq. 9; Veličković et al., 2018).
+
+    e_nm = LeakyReLU(r₁·W v_n + r₂·W v_m), α = softmax over the allowed m of each row, and
+    v̂_n = φ(Σ_m α_nm W v_m + v_n + b): an identity residual and a bias (zero at start), φ = ELU. W has no
+    bias; W and r = [r₁; r₂] are Xavier-uniform. `allowed` (..., n, n) is boolean, row n listing the nodes
+    n may attend to; every row must allow at least one node (e.g. a self-loop), or its softmax is empty.
+    Nodes (..., n, d) → (..., n, d).
+    """
+
+    def __init__(self, dim: int, negative_slope: float = 0.2, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.weight = nn.Linear(dim, dim, bias=False)
+        self.attention = nn.Parameter(torch.empty(2 * dim, 1))
+        self.bias = nn.Parameter(torch.zeros(dim))
+        self.negative_slope = negative_slope
+        self.dropout = nn.Dropout(dropout)
+        nn.init.xavier_uniform_(self.weight.weight)
+        nn.init.xavier_uniform_(self.attention)
+
+    def attention_weights(self, nodes: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        """α (..., n, n): each row sums to 1 over its allowed nodes and is 0 elsewhere."""
+        projected = self.weight(nodes)
+        source, target = self.attention.split(projected.shape[-1])
+        scores = F.leaky_relu(projected @ source + (projected @ target).transpose(-1, -2), self.negative_slope)
+        return torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1)
+
+    def forward(self, nodes: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        alpha = self.dropout(self.attention_weights(nodes, allowed))
+        return F.elu(alpha @ self.weight(nodes) + nodes + self.bias)

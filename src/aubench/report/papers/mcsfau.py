@@ -18,25 +18,15 @@ import torch
 from aubench.eval.efficiency import count_macs, count_parameters
 from aubench.models.mcsfau_pretrain import MCSFAUPretrainConfig, MCSFAUPretraining
 from aubench.report.tables import (
-    Column,
     ComparisonTable,
-    OurRun,
-    Row,
-    RunColumn,
-    Section,
     Value,
-    fill_row,
     load_paper,
-    load_results,
-    ours_source,
-    per_au_table,
-    protocol_notes,
-    scored_runs,
+    quantity_table,
+    write_f1_tables,
     write_table,
 )
 
 METHOD = "mcsfau"
-PER_AU = ("table1", "table3", "table4", "table5", "table8")
 TITLES = {"table1": "MC-SFAU Table 1 — linear probe on the pretrained backbone (per AU)",
           "table3": "MC-SFAU Table 3 — pretraining objectives",
           "table4": "MC-SFAU Table 4 — mask side r",
@@ -54,24 +44,9 @@ PER_AU_NOTE = ("Ours: per-AU cells are mean ± std over folds; the Mean row is m
 def write_tables(params: Mapping[str, Any], metrics_dir: Path = Path("metrics"),
                  tables_dir: Path = Path("metrics/tables"), plots_dir: Path = Path("plots/ablations")) -> list[Path]:
     """mcsfau_table{1,3,4,5,7,8}.{md,csv} in tables_dir from params and the probe runs' metrics."""
-    paper = load_paper(METHOD)
-    results = load_results(scored_runs(params, METHOD).values(), Path(metrics_dir))
-    written: list[Path] = []
-    for name in PER_AU:
-        ours = {key: fill_row(params, entry, f"MC-SFAU {name} column {key}")
-                for key, entry in paper["ours"][name].items()}
-        written += write_table(per_au_f1(paper, name, ours, results), Path(tables_dir) / f"mcsfau_{name}")
-    return written + list(write_table(efficiency_table(paper), Path(tables_dir) / "mcsfau_table7"))
-
-
-def per_au_f1(paper: Mapping[str, Any], name: str, ours: Mapping[str, OurRun],
-              results: Mapping[str, Mapping[str, Any] | None]) -> ComparisonTable:
-    """One of the paper's F1 tables, each paper column beside the probe run that fills it."""
-    table = paper["tables"][name]
-    columns = [RunColumn.of(key, label, key, ours[key]) for key, label in table.columns.items()]
-    notes = [note for note in (NOTES.get(name), PER_AU_NOTE) if note]
-    notes += protocol_notes(ours.values(), results, paper["protocol"])
-    return per_au_table(TITLES[name], {"f1": table}, columns, results, ours_source(ours.values()), notes)
+    notes = {name: [note for note in (NOTES.get(name), PER_AU_NOTE) if note] for name in TITLES}
+    written = write_f1_tables(params, METHOD, TITLES, notes, Path(metrics_dir), Path(tables_dir))
+    return written + list(write_table(efficiency_table(load_paper(METHOD)), Path(tables_dir) / "mcsfau_table7"))
 
 
 def training_cost(config: MCSFAUPretrainConfig, size: int) -> dict[str, int]:
@@ -90,20 +65,17 @@ def efficiency_table(paper: Mapping[str, Any]) -> ComparisonTable:
     """Table 7: the paper's 144.37 M parameters in training beside ours at the paper's configuration."""
     cost = training_cost(MCSFAUPretrainConfig(), 256)
     published = paper["tables"]["table7"]
-    rows = (
-        Row(("parameters in training (trainable + EMA target)",),
-            {"value": (Value(published["training_params_m"] * 1e6, unit="millions"),
-                       Value(cost["trainable"] + cost["target"], unit="count"))}),
-        Row(("trainable parameters",), {"value": (Value(None), Value(cost["trainable"], unit="count"))}),
-        Row(("EMA target parameters",), {"value": (Value(None), Value(cost["target"], unit="count"))}),
-        Row(("MACs per training sample (256²)",), {"value": (Value(None), Value(cost["macs"], unit="giga"))}),
+    quantities = (
+        ("parameters in training (trainable + EMA target)", Value(published["training_params_m"] * 1e6, unit="millions"),
+         Value(cost["trainable"] + cost["target"], unit="count")),
+        ("trainable parameters", Value(None), Value(cost["trainable"], unit="count")),
+        ("EMA target parameters", Value(None), Value(cost["target"], unit="count")),
+        ("MACs per training sample (256²)", Value(None), Value(cost["macs"], unit="giga")),
     )
     notes = ("Ours: counted with torch.utils.flop_counter on the paper's configuration (ResNet-50, 256², BYOL heads "
              "4096/256, base Transformer 6+6 over 8×8 cells, refiner 256, MCI heads 512/128; docs/methods/mcsfau.md). "
              "Our design has 27.2 M fewer parameters than the printed 144.37 M; the paper does not itemise its "
              "count, and the gap is about the size of a frozen FAN landmark detector (not part of our network: "
              "landmarks come from the landmark stage). The design was not tuned to match the printed total.",)
-    return ComparisonTable(
-        title="MC-SFAU Table 7 — efficiency", row_header=("quantity",), columns=(Column("value", "value"),),
-        sections=(Section(None, rows),), paper_dataset=published["dataset"], paper_source=published["source"],
-        ours_dataset="counted (no data)", ours_source="aubench.report.papers.mcsfau.training_cost", notes=notes)
+    return quantity_table("MC-SFAU Table 7 — efficiency", quantities, published["dataset"], published["source"],
+                          "aubench.report.papers.mcsfau.training_cost", notes)

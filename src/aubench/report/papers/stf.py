@@ -41,6 +41,7 @@ from aubench.report.tables import (
     run_protocol,
     scored_runs,
     summary_value,
+    with_fold_views,
     write_table,
 )
 from aubench.train.runs import ABLATION_GROUPS, Run
@@ -65,8 +66,9 @@ def write_tables(params: Mapping[str, Any], metrics_dir: Path = Path("metrics"),
     """
     paper = load_paper(METHOD)
     runs = scored_runs(params, METHOD)
-    results = load_results(runs.values(), Path(metrics_dir))
     ours = fill_tables(paper, params)
+    results = with_fold_views(load_results(runs.values(), Path(metrics_dir)),
+                              [filled for table in ours.values() for filled in table.values()])
     written: list[Path] = []
     for stem, table in stf_tables(paper, ours, results).items():
         written += write_table(table, Path(tables_dir) / stem)
