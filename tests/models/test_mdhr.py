@@ -276,6 +276,14 @@ def test_tcn_mixes_only_the_same_au_within_two_frames():
     assert difference[0][:, [0, 2]].sum() == 0  # the other AUs
     assert (difference[0][:, 1] > 0).tolist() == [False, False, True, True, True, True, True, False, False]
     assert count_parameters(PerAUTemporalConv(12, 512, 5)) == 36_888
+    # then BatchNorm over the N AU channels (statistics over frames and features) and ReLU: shifting one
+    # AU's running mean silences that AU only
+    before = tcn(x)
+    with torch.no_grad():
+        tcn.norm.running_mean[1] = 1e3
+    after = tcn(x)
+    assert tcn.norm.num_features == 3 and not after[..., 1, :].any() and after[..., 1, :].shape == (2, 9, 4)
+    torch.testing.assert_close(after[..., [0, 2], :], before[..., [0, 2], :])
 
 
 def test_classifier_outputs_cosines_in_unit_interval():
