@@ -1,19 +1,23 @@
 """DVC stages `train`, `train-from`, `train-pretrained`, `ablate` and `ablate-pretrained`: train one run (an
 entry of the `runs` params section) on each of its folds (`evaluate.folds`, or `ablate.folds` for an ablation
 run) in one process, saving per fold its checkpoint, resolved configuration, DVCLive log and per-frame test
-probabilities. A fold whose finished checkpoint matches the run (configuration, code, data, starting weights)
-is not trained again, so a stage re-run after an interruption redoes only the unfinished fold, from its last
-epoch. `--print-config` prints the run's resolved configuration (after the profile) and trains nothing."""
+probabilities, then evaluate it: per-AU F1/accuracy per fold and mean ± std in `metrics/<run>.json`
+(`metrics/ablations/<run>.json` for an ablation run) and, for a main run, its F1-threshold curve. A fold whose
+finished checkpoint matches the run (configuration, code, data, starting weights) is not trained again, so a
+stage re-run after an interruption (or after a change to the evaluation) redoes only what changed.
+`--print-config` prints the run's resolved configuration (after the profile) and trains nothing."""
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
 
 from aubench.align.store import AlignedStore
 from aubench.cli import run_stage, stage_parser
-from aubench.config import load_params, to_dict
+from aubench.config import load_params, section, to_dict
 from aubench.data.folds import read_fold
+from aubench.eval.report import EvaluateConfig, evaluate_method, metrics_file
 from aubench.io import read_json, write_json
-from aubench.train.runs import import_plugins, parse_assignments, resolve_run
+from aubench.train.runs import ABLATION_GROUPS, Run, import_plugins, parse_assignments, resolve_run
 from aubench.train.trainer import train_fold
 
 
@@ -43,6 +47,18 @@ def main() -> None:
         paths = run.paths(number)
         write_json(paths.checkpoint.parent / "config.json", {**resolved, "fold": number})
         train_fold(run.method, run.method_config, run.optim, train_config, store, fold, au_rates, paths)
+    if set(folds) == set(run.folds(params)):  # a partial run (`--fold`) is scored with its other folds
+        evaluate_run(run, params, Path(args.store))
+
+
+def evaluate_run(run: Run, params: dict, store: Path) -> None:
+    """Score the run's predictions on its protocol's folds; a main run also gets its F1-threshold curve."""
+    config = replace(section(EvaluateConfig, params, "evaluate"), folds=run.folds(params))
+    ablation = run.spec.group in ABLATION_GROUPS
+    result, curve = evaluate_method(run.name, Path("predictions") / run.name, store, config, curve=not ablation)
+    write_json(metrics_file(run.name, ablation), result)
+    if not ablation:
+        write_json(Path("plots/f1_threshold") / f"{run.name}.json", curve)
 
 
 if __name__ == "__main__":

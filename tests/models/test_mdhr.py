@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torchvision.ops import StochasticDepth
 
 from aubench.config import from_mapping
 from aubench.errors import ConfigError, ModelError
@@ -23,6 +24,7 @@ from aubench.models.mdhr import (
     MDHRLoss,
     PerAUTemporalConv,
     StepConv,
+    TappedSwin,
     combination_index,
     decode_bits,
     group_indices,
@@ -89,7 +91,7 @@ def test_step_convolutions_reduce_every_scale_to_the_last_grid_and_fail_fast_oth
     model = MDHR(12, small())
     assert [conv[0].kernel_size[0] for conv in model.mfd.step_convs] == [8, 4, 2, 1]
     assert [conv[0].stride[0] for conv in model.mfd.step_convs] == [8, 4, 2, 1]
-    taps = model.backbone(clips().flatten(0, 1))
+    taps, _ = model.backbone(clips().flatten(0, 1))
     assert [tuple(t.shape[1:]) for t in taps] == [(64, 16, 16), (128, 8, 8), (256, 4, 4), (512, 2, 2)]
     for tap, conv in zip(taps, model.mfd.step_convs):
         assert conv(temporal_differences(tap, 4)).shape == (2 * 3, 512, 2, 2)
@@ -142,7 +144,7 @@ def test_fusions_give_g_of_the_same_shape(fusion):
 def test_without_mfd_g_is_the_static_projection_and_layers_and_k_change_only_their_parts():
     model = MDHR(12, small(mfd={"enabled": False})).eval()
     x = clips()
-    last = model.backbone(x.flatten(0, 1))[-1]
+    _, last = model.backbone(x.flatten(0, 1))
     torch.testing.assert_close(model(x, intermediates=True)["g"].flatten(1, 2),
                                model.static_projection(last.flatten(2).transpose(1, 2)))
     two = MDHR(12, small(mfd={"k": 2, "layers": [2, 4]}))
@@ -382,6 +384,56 @@ def test_parameters_at_the_papers_configuration_match_the_derived_counts():
     assert count_parameters(MDHR(8, MDHRConfig(pretrained=False)).local) == 2_119_700
 
 
+def test_swin_b_parameters_and_macs_match_the_derived_counts():
+    """Spec §5.5, Swin-B column: backbone ≈ 86.7 M, step convs 15,740,928, AW 65,988, each projection 525,824
+    (C_L = 1024), the rest as with ResNet-50; whole model ≈ 108.1 M, ≈ 16.2 G MACs per frame."""
+    with torch.device("meta"):
+        model = MDHR(12, MDHRConfig(backbone="swin_b", pretrained=False))
+    assert count_parameters(model.backbone) == 86_743_224
+    assert count_parameters(model.mfd.step_convs) == 15_740_928
+    assert count_parameters(model.mfd.weights) == 65_988
+    assert count_parameters(model.mfd.projection) == count_parameters(model.static_projection) == 525_824
+    assert (count_parameters(model.local), count_parameters(model.cross)) == (4_240_426, 263_680)
+    cost = paper_cost(backbone="swin_b")
+    assert cost["parameters"] == count_parameters(model) == pytest.approx(108.1e6, rel=0.01)
+    assert cost["macs_per_frame"] == pytest.approx(16.2e9, rel=0.02)
+
+
+def test_swin_taps_are_the_stage_inputs_or_outputs_and_x_l_the_normed_last_stage():
+    """Spec §3.1 / A6: the code taps what enters each stage (the patch embedding, then each merging); x_L is
+    the LayerNorm'd stage-4 output, i.e. torchvision's own path to its pooled features."""
+    torch.manual_seed(0)
+    frames = torch.randn(2, 3, 64, 64)
+    swin = TappedSwin("swin_b", pretrained=False, trainable=True, tap="stage_inputs", drop_path=0.5).eval()
+    with torch.no_grad():
+        taps, last = swin(frames)
+        swin.tap = "stage_outputs"
+        out_taps, out_last = swin(frames)
+        assert [tuple(tap.shape) for tap in taps] == [(2, 128, 16, 16), (2, 256, 8, 8), (2, 512, 4, 4),
+                                                      (2, 1024, 2, 2)]
+        assert [tap.shape for tap in out_taps] == [tap.shape for tap in taps]
+        for stage, tap in enumerate(taps):  # input of stage s: features[:2s+1]; its output: features[:2s+2]
+            torch.testing.assert_close(tap, swin.features[:2 * stage + 1](frames).permute(0, 3, 1, 2))
+            torch.testing.assert_close(out_taps[stage], swin.features[:2 * stage + 2](frames).permute(0, 3, 1, 2))
+        torch.testing.assert_close(last, swin.norm(swin.features(frames)).permute(0, 3, 1, 2))
+        torch.testing.assert_close(out_last, last)
+        assert not torch.allclose(out_taps[3], taps[3])
+
+
+def test_swin_imagenet_weights_come_only_from_the_local_cache(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    with pytest.raises(ModelError, match=r"swin_b-68c6b09e\.pth.*not cached.*pretrained: false"):
+        MDHR(12, MDHRConfig(backbone="swin_b"))
+
+
+def test_swin_drop_path_and_a_fixed_swin_backbone():
+    model = MDHR(12, small(backbone="swin_b", swin_drop_path=0.2, train_backbone=False)).train()
+    rates = [module.p for module in model.backbone.modules() if isinstance(module, StochasticDepth)]
+    assert rates[0] == 0.0 and max(rates) == pytest.approx(0.2) and rates == sorted(rates)  # linear, as torchvision
+    assert not model.backbone.training and not any(p.requires_grad for p in model.backbone.parameters())
+    assert model(clips(batch=1, frames=3)).shape == (1, 3, 12)
+
+
 def test_cost_at_the_papers_configuration_as_the_tables_report_it():
     """Counted on the meta device by the report: 93.2 M parameters and, per frame, ≈ 4.1 G MACs for the
     backbone plus ≈ 2.9 G of amortised step convolutions (15 differences for 16 frames) ≈ 7.0 G."""
@@ -399,7 +451,10 @@ def test_paper_defaults_and_rejections():
         0.01, "cross_region_activated", 5)
     for changes, message in (({"tcn": {"kernel_size": 4}}, "must be odd"),
                              ({"mfd": {"layers": [3, 1]}}, "increasing backbone stages"),
-                             ({"backbone": "swin_b"}, "Swin-B is not available"),
+                             ({"backbone": "vgg16"}, "is not one of"),
+                             ({"backbone": "swin_b", "pretrained": False, "init_from": "baseline"},
+                              "copies a ResNet trunk"),
+                             ({"swin_tap": "stage_middles"}, "swin_tap"),
                              ({"pretrained": True, "init_from": "baseline"}, "choose one")):
         with pytest.raises(ConfigError, match=message):
             small(**changes)

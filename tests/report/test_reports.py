@@ -59,5 +59,5 @@ def test_a_new_paper_module_is_used_without_any_other_edit(tmp_path, monkeypatch
 
 def test_a_method_without_metrics_is_named_with_its_stage(tmp_path):
     write_difficulty(tmp_path)
-    with pytest.raises(DataError, match=r"baseline\.json: metrics are missing.*evaluate@baseline"):
+    with pytest.raises(DataError, match=r"baseline\.json: metrics are missing.*trains baseline"):
         write_reports(make_params(main=False), tmp_path, tmp_path / "tables", tmp_path / "plots")

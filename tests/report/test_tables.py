@@ -159,12 +159,12 @@ def test_metrics_paths_follow_the_run_group_and_a_missing_file_names_its_stage(t
     runs = scored_runs(params, "stf")
     assert sorted(runs) == sorted(["stf", "stf_A1_baseline", "stf_A5_wo_trm", "stf_A6_wo_srm", "stf_A7_wo_sff",
                                    "stf_A8_full"])
-    assert run_metrics_path(runs["stf"], tmp_path) == (tmp_path / "stf.json", "evaluate@stf")
+    assert run_metrics_path(runs["stf"], tmp_path) == (tmp_path / "stf.json", "the stage that trains stf")
     assert run_metrics_path(runs["stf_A8_full"], tmp_path) == (tmp_path / "ablations/stf_A8_full.json",
-                                                               "evaluate-ablation@stf_A8_full")
+                                                               "the stage that trains stf_A8_full")
     write_results(tmp_path, main=["stf"], ablation=["stf_A1_baseline"])
     assert set(load_results([runs["stf"], runs["stf_A1_baseline"]], tmp_path)) == {"stf", "stf_A1_baseline"}
-    with pytest.raises(DataError, match=r"stf_A8_full\.json: metrics are missing.*evaluate-ablation@stf_A8_full"):
+    with pytest.raises(DataError, match=r"stf_A8_full\.json: metrics are missing.*trains stf_A8_full"):
         load_results([runs["stf_A8_full"]], tmp_path)
     # a main run not listed in `methods` is not scored, so its metrics are not expected
     assert "stf" not in scored_runs({**params, "methods": ["baseline"]}, "stf")

@@ -2,7 +2,9 @@
 and DDP (2 Gloo processes) against single-process gradient accumulation."""
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -92,8 +94,17 @@ def test_one_process_trains_every_fold_and_a_rerun_redoes_only_the_interrupted_o
     for run_dir in (reference, interrupted):
         params = yaml.safe_load((run_dir / "params.yaml").read_text())
         (run_dir / "params.yaml").write_text(yaml.safe_dump({**params, "evaluate": {"folds": [1, 2]}}))
+    assert not (interrupted / "metrics").exists()
+    assert run_stage(interrupted, fold=1).returncode == 0  # one fold of two: nothing to evaluate yet
+    assert not (interrupted / "metrics").exists()
     assert run_stage(reference, fold=None).returncode == 0
     assert sorted(path.name for path in (reference / "predictions" / "baseline").iterdir()) == ["fold1.npz", "fold2.npz"]
+    # the stage evaluates its run on the protocol's folds (pipeline.md's `evaluate`)
+    scores = json.loads((reference / "metrics" / "baseline.json").read_text())
+    assert set(scores["folds"]) == {"fold1", "fold2"} and scores["method"] == "baseline"
+    assert len(json.loads((reference / "plots" / "f1_threshold" / "baseline.json").read_text())) == 19
+    for made in ("models", "predictions"):  # the partial run leaves no trace in the resume check below
+        shutil.rmtree(interrupted / made)
     # 6 steps an epoch, 3 epochs: fold 1 makes 18 training forward calls; call 26 is in fold 2's 2nd epoch.
     killed = run_stage(interrupted, "-c", KILLER, env={"KILL_AT_FORWARD": "26"}, fold=None)
     assert killed.returncode == -9

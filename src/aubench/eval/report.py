@@ -42,6 +42,11 @@ def evaluate_method(method: str, predictions_dir: Path, store_dir: Path, config:
     return result, f1_threshold_curve(folds, THRESHOLDS) if curve else []
 
 
+def metrics_file(run: str, ablation: bool, metrics_dir: Path = Path("metrics")) -> Path:
+    """Where a run's scores go: `<run>.json`, or `ablations/<run>.json` for an ablation run."""
+    return Path(metrics_dir) / "ablations" / f"{run}.json" if ablation else Path(metrics_dir) / f"{run}.json"
+
+
 def dataset_label(store: AlignedStore) -> str:
     """How tables name the data: SynthAU numbers are never presented as BP4D/DISFA numbers."""
     if store.dataset == "synthau":

@@ -17,6 +17,7 @@ from torch import nn
 from aubench.errors import ConfigError, ModelError
 
 RESNETS = {"resnet18": "ResNet18_Weights", "resnet34": "ResNet34_Weights", "resnet50": "ResNet50_Weights"}
+SWINS = {"swin_b": "Swin_B_Weights"}
 
 
 def build_resnet(name: str, pretrained: bool = False) -> nn.Module:
@@ -29,8 +30,25 @@ def build_resnet(name: str, pretrained: bool = False) -> nn.Module:
     return model
 
 
+SWIN_DROP_PATH = {"swin_b": 0.5}  # torchvision's builders fix the last block's stochastic-depth rate
+
+
+def build_swin(name: str, pretrained: bool = False, drop_path: float = 0.5) -> nn.Module:
+    """A torchvision Swin Transformer (its head unused by callers) whose stochastic depth rises linearly over
+    its blocks to `drop_path` (torchvision's rule, rescaled from the rate its builder fixes)."""
+    if name not in SWINS:
+        raise ConfigError(f"backbone: unknown backbone {name!r}; use one of {', '.join(SWINS)}")
+    model = getattr(torchvision.models, name)(weights=None)
+    for module in model.modules():
+        if isinstance(module, torchvision.ops.StochasticDepth):
+            module.p *= drop_path / SWIN_DROP_PATH[name]
+    if pretrained:
+        model.load_state_dict(_cached_imagenet_weights(name))
+    return model
+
+
 def _cached_imagenet_weights(name: str) -> dict[str, torch.Tensor]:
-    weights = getattr(torchvision.models, RESNETS[name]).IMAGENET1K_V1
+    weights = getattr(torchvision.models, {**RESNETS, **SWINS}[name]).IMAGENET1K_V1
     path = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
     if not path.is_file():
         raise ModelError(f"{path}: ImageNet weights for {name} are not cached and cannot be downloaded here; "

@@ -31,7 +31,7 @@ from aubench.data.aus import aus_for_layout
 from aubench.data.samples import ClipSampling
 from aubench.errors import ConfigError, ModelError
 from aubench.losses.asymmetric import WeightedAsymmetricLoss, normalised_inverse_rates
-from aubench.models.backbones import RESNETS, ResNetTrunk, build_resnet
+from aubench.models.backbones import RESNETS, SWINS, ResNetTrunk, build_resnet, build_swin
 from aubench.models.blocks.classifier import CosineClassifier
 from aubench.models.blocks.graph import MaskedGraphAttention
 from aubench.models.blocks.heads import TokenLinearBlock
@@ -125,10 +125,12 @@ class MDHRConfig:
     code's 512). `loss`: weighted_asymmetric (eq. 10) | weighted_bce | bce. `clip_sampler`: the code draws
     one random window per video per epoch (`one_clip_per_sequence`)."""
 
-    backbone: str = "resnet50"
+    backbone: str = "resnet50"  # resnet18 | resnet34 | resnet50 | swin_b
     pretrained: bool = True
     init_from: str | None = None
     train_backbone: bool = True
+    swin_tap: Literal["stage_inputs", "stage_outputs"] = "stage_inputs"  # the code's taps (docs/methods/mdhr.md)
+    swin_drop_path: float = 0.5
     clip_length: int = 16
     clip_sampler: str = "one_clip_per_sequence"
     feat_dim: int = 512
@@ -143,9 +145,13 @@ class MDHRConfig:
 
     def __post_init__(self) -> None:
         self.clips  # validates clip_sampler
-        if self.backbone not in RESNETS:
-            raise ConfigError(f"mdhr.backbone: {self.backbone!r} is not one of {', '.join(RESNETS)} (Swin-B is "
-                              "not available: its weights cannot be fetched here)")
+        if self.backbone not in {**RESNETS, **SWINS}:
+            raise ConfigError(f"mdhr.backbone: {self.backbone!r} is not one of {', '.join({**RESNETS, **SWINS})}")
+        if self.backbone in SWINS and self.init_from:
+            raise ConfigError(f"mdhr.init_from ({self.init_from!r}) copies a ResNet trunk; {self.backbone} starts "
+                              "from its ImageNet weights (pretrained) or from random weights")
+        if self.swin_tap not in ("stage_inputs", "stage_outputs") or not 0 <= self.swin_drop_path < 1:
+            raise ConfigError("mdhr.swin_tap must be stage_inputs or stage_outputs, swin_drop_path in [0, 1)")
         if self.pretrained and self.init_from:
             raise ConfigError(f"mdhr.pretrained and mdhr.init_from ({self.init_from!r}) both set the backbone's "
                               "starting weights; choose one")
@@ -223,7 +229,8 @@ def _conv_bn_relu(in_channels: int, out_channels: int, kernel: int) -> nn.Sequen
 
 
 class TappedResNet(nn.Module):
-    """§3.1: a ResNet trunk whose four stage outputs x_1 … x_4 are all returned (frames (F, 3, H, W))."""
+    """§3.1: a ResNet trunk whose four stage outputs x_1 … x_4 are the taps, x_L = x_4: frames (F, 3, H, W)
+    → ([x_1 … x_4] as (F, C_l, H_l, W_l), x_L)."""
 
     def __init__(self, name: str, pretrained: bool, trainable: bool) -> None:
         super().__init__()
@@ -231,13 +238,51 @@ class TappedResNet(nn.Module):
         expansion = self.trunk.out_channels // 512
         self.channels = tuple(width * expansion for width in (64, 128, 256, 512))
 
-    def forward(self, frames: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, frames: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.trunk.frozen):
             x, taps = self.trunk.stem(frames), []
             for stage in self.trunk.stages:
                 x = stage(x)
                 taps.append(x)
-        return taps
+        return taps, taps[-1]
+
+
+class TappedSwin(nn.Module):
+    """§3.1 with Swin-B: the authors' code taps the map entering each of the four stages (the patch
+    embedding, then each patch merging: 128×56², 256×28², 512×14², 1024×7² at 224²; `stage_outputs`: the
+    maps leaving each stage's blocks, of the same shapes), and x_L is the LayerNorm'd stage-4 output. So the
+    4th scale's dynamics come from stage 4's input, not from x_L. Frames (F, 3, H, W) → (taps, x_L), NCHW."""
+
+    def __init__(self, name: str, pretrained: bool, trainable: bool, tap: str, drop_path: float) -> None:
+        super().__init__()
+        swin = build_swin(name, pretrained, drop_path)
+        self.features, self.norm, self.tap, self.frozen = swin.features, swin.norm, tap, not trainable
+        embed = swin.features[0][0].out_channels
+        self.channels = tuple(embed * 2 ** stage for stage in range(4))
+        self.requires_grad_(trainable)
+
+    def train(self, mode: bool = True) -> "TappedSwin":
+        return super().train(mode and not self.frozen)  # a fixed extractor keeps drop-path off
+
+    def forward(self, frames: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+            x, inputs, outputs = self.features[0](frames), [], []
+            for stage in range(4):
+                inputs.append(x)
+                x = self.features[2 * stage + 1](x)
+                outputs.append(x)
+                if stage < 3:
+                    x = self.features[2 * stage + 2](x)  # patch merging
+            taps = inputs if self.tap == "stage_inputs" else outputs
+            return [tap.permute(0, 3, 1, 2) for tap in taps], self.norm(x).permute(0, 3, 1, 2)
+
+
+def tapped_backbone(config: MDHRConfig) -> nn.Module:
+    """The configured backbone with its four taps and x_L."""
+    if config.backbone in SWINS:
+        return TappedSwin(config.backbone, config.pretrained, config.train_backbone, config.swin_tap,
+                          config.swin_drop_path)
+    return TappedResNet(config.backbone, config.pretrained, config.train_backbone)
 
 
 def temporal_differences(maps: torch.Tensor, frames: int) -> torch.Tensor:
@@ -424,7 +469,7 @@ class MDHR(nn.Module):
         self.groups = au_groups(config, num_aus)
         positions = group_indices(self.groups, num_aus)
         dim, hsr = config.feat_dim, config.hsr
-        self.backbone = TappedResNet(config.backbone, config.pretrained, config.train_backbone)
+        self.backbone = tapped_backbone(config)
         self.static_projection = TokenLinearBlock(self.backbone.channels[-1], dim)
         self.mfd = MultiScaleDynamics(self.backbone.channels, config) if config.mfd.enabled else None
         transform = hsr.region_transform == "always" or (hsr.region_transform == "auto" and num_aus == 12)
@@ -442,8 +487,7 @@ class MDHR(nn.Module):
         if clips.dim() != 5 or clips.shape[2] != 3:
             raise ModelError(f"MDHR expects clips shaped (B, T, 3, H, W), got {tuple(clips.shape)}")
         batch, frames = clips.shape[:2]
-        taps = self.backbone(clips.flatten(0, 1))
-        last = taps[-1]
+        taps, last = self.backbone(clips.flatten(0, 1))
         g = self.static_projection(last.flatten(2).transpose(1, 2))
         if self.mfd is not None:
             g = g + self.mfd(taps, frames)

@@ -39,6 +39,7 @@ def write_reports(params: Mapping[str, Any], metrics_dir: Path = Path("metrics")
         module = paper_module(method)
         if module is not None:
             written += module.write_tables(params, metrics_dir, tables_dir, plots_dir)
-    scored = {name: read_run_metrics(metrics_dir / f"{name}.json", f"evaluate@{name}") for name in methods}
-    difficulty = read_run_metrics(metrics_dir / "difficulty.json", "difficulty")
+    scored = {name: read_run_metrics(metrics_dir / f"{name}.json", f"the stage that trains {name}")
+              for name in methods}
+    difficulty = read_run_metrics(metrics_dir / "difficulty.json", "the `difficulty` stage")
     return written + list(write_reference_table(scored, difficulty, tables_dir / "references"))

@@ -30,6 +30,7 @@ import yaml
 from aubench.config import section
 from aubench.errors import ConfigError, DataError
 from aubench.eval.efficiency_report import model_cost
+from aubench.eval.report import metrics_file
 from aubench.io import read_json
 from aubench.train.config import AblateConfig
 from aubench.train.runs import ABLATION_GROUPS, Run, resolve_run, run_specs
@@ -167,7 +168,7 @@ def read_run_metrics(path: Path, producer: str) -> dict[str, Any]:
     """A run's metrics JSON; a missing file is a DataError naming the file and the stage that writes it."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: metrics are missing; run the stage that writes them (dvc repro {producer})")
+        raise DataError(f"{path}: metrics are missing; run {producer} (`dvc repro`)")
     return read_json(path)
 
 
@@ -565,11 +566,10 @@ def _config_value(config: Any, dotted: str) -> Any:
 
 
 def run_metrics_path(run: Run, metrics_dir: Path = Path("metrics")) -> tuple[Path, str]:
-    """Where a run's metrics live (main runs: <run>.json, ablation runs: ablations/<run>.json) and the DVC
-    stage that writes them."""
-    if run.spec.group in ABLATION_GROUPS:
-        return Path(metrics_dir) / "ablations" / f"{run.name}.json", f"evaluate-ablation@{run.name}"
-    return Path(metrics_dir) / f"{run.name}.json", f"evaluate@{run.name}"
+    """Where a run's metrics live (main runs: <run>.json, ablation runs: ablations/<run>.json) and what
+    writes them (the run's own training stage, which evaluates it)."""
+    path = metrics_file(run.name, run.spec.group in ABLATION_GROUPS, metrics_dir)
+    return path, f"the stage that trains {run.name}"
 
 
 def scored_runs(params: Mapping[str, Any], method: str) -> dict[str, Run]:

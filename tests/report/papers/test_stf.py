@@ -301,9 +301,9 @@ def test_write_tables_writes_the_stage_outputs_with_a_datasets_header(tmp_path):
 def test_write_tables_fails_naming_the_missing_metrics_and_their_stage(tmp_path):
     params = make_params()
     write_results(tmp_path / "metrics", main=["stf"], ablation=DEFAULT_ABLATION[:-1])
-    with pytest.raises(DataError, match=r"stf_A8_full\.json: metrics are missing.*evaluate-ablation@stf_A8_full"):
+    with pytest.raises(DataError, match=r"stf_A8_full\.json: metrics are missing.*trains stf_A8_full"):
         write_tables(params, tmp_path / "metrics", tmp_path / "tables", tmp_path / "plots")
     write_results(tmp_path / "metrics", ablation=["stf_A8_full"])
     (tmp_path / "metrics/stf.json").unlink()
-    with pytest.raises(DataError, match=r"metrics/stf\.json: .*evaluate@stf"):
+    with pytest.raises(DataError, match=r"metrics/stf\.json: .*trains stf\b"):
         write_tables(params, tmp_path / "metrics", tmp_path / "tables", tmp_path / "plots")
