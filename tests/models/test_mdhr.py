@@ -288,6 +288,34 @@ def test_tcn_mixes_only_the_same_au_within_two_frames():
     torch.testing.assert_close(after[..., [0, 2], :], before[..., [0, 2], :])
 
 
+def test_tcn_switches_share_the_convolution_or_mix_channels():
+    torch.manual_seed(0)
+    x = torch.randn(2, 9, 3, 4)
+    x[..., 2, :] = x[..., 0, :]  # AUs 0 and 2 carry the same sequence
+    shared = PerAUTemporalConv(3, 4, 5, per_au=False).eval()
+    out = shared(x)
+    torch.testing.assert_close(out[..., 2, :], out[..., 0, :])  # one convolution for every AU
+    assert count_parameters(shared) == 4 * 5 + 4 + 2 * 3
+    own = PerAUTemporalConv(3, 4, 5).eval()
+    full = PerAUTemporalConv(3, 4, 5, depthwise=False).eval()
+    for tcn in (own, full):
+        torch.nn.init.constant_(tcn.conv.bias, 50.0)  # positive pre-activations: ReLU hides no difference
+    assert not torch.allclose(*own(x)[..., [0, 2], :].unbind(-2))
+    changed = x.clone()
+    changed[0, 4, 1, 0] += 1.0
+    difference = (full(changed) - full(x)).abs()
+    assert (difference[0, 4, 1] > 0).all() and difference[0, :, [0, 2]].sum() == 0  # all channels, one AU
+    assert count_parameters(full) == 3 * (4 * 4 * 5 + 4) + 2 * 3
+
+
+def test_step_convolutions_without_bn_relu_are_the_convolutions_alone():
+    plain = MDHR(12, small(mfd={"k": 2, "step_conv_bn_relu": False}))
+    assert all(len(conv) == 1 and isinstance(conv[0], StepConv) for conv in plain.mfd.step_convs)
+    assert count_parameters(MDHR(12, small())) - count_parameters(plain) == 4 * 2 * 512  # BN per scale
+    differences = torch.randn(2, 64, 16, 16)
+    assert (plain.mfd.step_convs[0](differences) < 0).any()
+
+
 def test_classifier_outputs_cosines_in_unit_interval():
     model = MDHR(12, small()).eval()
     out = model(clips() * 10, intermediates=True)
@@ -346,6 +374,8 @@ def test_total_loss_adds_a_hundredth_of_the_mean_group_cross_entropy():
     assert partial == pytest.approx(0.01 * np.mean([*others[:1], ce_mid, *others[1:]]), rel=1e-5)
     assert set(MDHRLoss(small(hsr={"aux": False, "crm": {"edge_mode": "full"}}), np.full(12, 0.25))(
         {**outputs, "aux_logits": []}, targets, mask)) == {"au"}
+    summed = MDHRLoss(small(hsr={"aux_reduction": "sum"}), np.full(12, 0.25))(outputs, targets, mask)["aux"]
+    assert summed.item() == pytest.approx(4 * partial, rel=1e-5)  # BP4D's four groups
 
 
 # --- end to end, switches, cost --------------------------------------------------------------------------------

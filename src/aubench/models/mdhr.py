@@ -71,7 +71,8 @@ class MFDConfig:
     whole kernels when the input is not a multiple of 32 (false: such an input is an error); `k`: neighbours
     on each side (2k differences averaged); `fusion`: adaptive weights (AW) | sum | concat (Table 4);
     `aw_hidden`: channels of each scale's squeeze before the weight logits (the code's 16; 0 = the paper's
-    single 1×1 convolution on the concatenation)."""
+    single 1×1 convolution on the concatenation); `step_conv_bn_relu`: BN + ReLU after each step convolution
+    (the code; the paper shows the convolution alone)."""
 
     enabled: bool = True
     layers: tuple[int, ...] = (1, 2, 3, 4)
@@ -79,6 +80,7 @@ class MFDConfig:
     k: int = 5
     fusion: Literal["adaptive", "sum", "concat"] = "adaptive"
     aw_hidden: int = 16
+    step_conv_bn_relu: bool = True
 
 
 @dataclass(frozen=True)
@@ -100,22 +102,28 @@ class HSRConfig:
     """HSR stage 1 (§3.3, eq. 7–8; Table 3). `afe`: per-AU extractors on their region's slice (false: on
     the whole map, Table 3's rows without AFE); `region_transform`: a token-wise block per group before the
     extractors (auto: BP4D yes, DISFA no, as the code); `aux`: the combination heads and their loss, weighted
-    `aux_weight` (λ); `bp4d_one_lower_group`: one 128-class lower head instead of the code's two."""
+    `aux_weight` (λ) on the `aux_reduction` (mean, as the code; or sum) of the groups' cross-entropies;
+    `bp4d_one_lower_group`: one 128-class lower head instead of the code's two."""
 
     afe: bool = True
     region_transform: Literal["auto", "always", "never"] = "auto"
     aux: bool = True
     aux_weight: float = 0.01
+    aux_reduction: Literal["mean", "sum"] = "mean"
     bp4d_one_lower_group: bool = False
     crm: CRMConfig = field(default_factory=CRMConfig)
 
 
 @dataclass(frozen=True)
 class TCNConfig:
-    """§3.4: one depthwise temporal convolution per AU (kernel `kernel_size`, zero padding), then BN + ReLU."""
+    """§3.4: one depthwise temporal convolution per AU (kernel `kernel_size`, zero padding), then BN + ReLU
+    (the code). `depthwise: false`: each convolution mixes the feature channels; `per_au: false`: one
+    convolution shared by every AU."""
 
     enabled: bool = True
     kernel_size: int = 5
+    depthwise: bool = True
+    per_au: bool = True
 
 
 @dataclass(frozen=True)
@@ -221,11 +229,12 @@ class StepConv(nn.Conv2d):
         return out.view(batch, rows, columns, self.out_channels).permute(0, 3, 1, 2)
 
 
-def _conv_bn_relu(in_channels: int, out_channels: int, kernel: int) -> nn.Sequential:
-    """Conv (kernel = stride, bias; weights N(0, √(2/(k²·out)))) → BN → ReLU, as the code's MFD convolutions."""
+def _conv_bn_relu(in_channels: int, out_channels: int, kernel: int, bn_relu: bool = True) -> nn.Sequential:
+    """Conv (kernel = stride, bias; weights N(0, √(2/(k²·out)))) → BN → ReLU, as the code's MFD convolutions
+    (`bn_relu` false: the convolution alone)."""
     conv = StepConv(in_channels, out_channels, kernel)
     nn.init.normal_(conv.weight, 0.0, math.sqrt(2.0 / (kernel * kernel * out_channels)))
-    return nn.Sequential(conv, nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
+    return nn.Sequential(conv, nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)) if bn_relu else nn.Sequential(conv)
 
 
 class TappedResNet(nn.Module):
@@ -330,7 +339,7 @@ class MultiScaleDynamics(nn.Module):
         mfd, out = config.mfd, tap_channels[-1]
         self.layers, self.k, self.fusion, self.pad_to_grid = mfd.layers, mfd.k, mfd.fusion, mfd.pad_to_grid
         self.kernels = [STEP_KERNELS[layer - 1] for layer in mfd.layers]
-        self.step_convs = nn.ModuleList(_conv_bn_relu(tap_channels[layer - 1], out, kernel)
+        self.step_convs = nn.ModuleList(_conv_bn_relu(tap_channels[layer - 1], out, kernel, mfd.step_conv_bn_relu)
                                         for layer, kernel in zip(mfd.layers, self.kernels))
         scales = len(mfd.layers)
         self.weights = AdaptiveScaleWeights(out, scales, mfd.aw_hidden) if mfd.fusion == "adaptive" else None
@@ -441,18 +450,24 @@ class CrossRegionRelations(nn.Module):
 
 class PerAUTemporalConv(nn.Module):
     """§3.4: for each AU its own depthwise Conv1d over time (one grouped convolution holding the N
-    independent ones), then BatchNorm over the N AU channels and ReLU. (B, T, N, c) → (B, T, N, c)."""
+    independent ones), then BatchNorm over the N AU channels and ReLU. (B, T, N, c) → (B, T, N, c).
+    `depthwise` false: each AU's convolution mixes its c channels; `per_au` false: one convolution, shared."""
 
-    def __init__(self, num_aus: int, dim: int, kernel_size: int) -> None:
+    def __init__(self, num_aus: int, dim: int, kernel_size: int, depthwise: bool = True, per_au: bool = True) -> None:
         super().__init__()
-        width = num_aus * dim
-        self.conv = nn.Conv1d(width, width, kernel_size, padding=kernel_size // 2, groups=width)
+        width, self.per_au = (num_aus if per_au else 1) * dim, per_au
+        groups = width if depthwise else width // dim
+        self.conv = nn.Conv1d(width, width, kernel_size, padding=kernel_size // 2, groups=groups)
         self.norm = nn.BatchNorm1d(num_aus)
 
     def forward(self, sequences: torch.Tensor) -> torch.Tensor:
         batch, frames, aus, dim = sequences.shape
-        convolved = self.conv(sequences.flatten(2).transpose(1, 2)).transpose(1, 2).reshape(batch * frames, aus, dim)
-        return torch.relu(self.norm(convolved)).view(batch, frames, aus, dim)
+        if self.per_au:  # (B, N·c, T): AU n's channels are group n
+            convolved = self.conv(sequences.flatten(2).transpose(1, 2)).transpose(1, 2)
+        else:  # (B·N, c, T): every AU's sequence through the same convolution
+            series = self.conv(sequences.permute(0, 2, 3, 1).reshape(batch * aus, dim, frames))
+            convolved = series.view(batch, aus, dim, frames).permute(0, 3, 1, 2)
+        return torch.relu(self.norm(convolved.reshape(batch * frames, aus, dim))).view(batch, frames, aus, dim)
 
 
 class MDHR(nn.Module):
@@ -478,7 +493,8 @@ class MDHR(nn.Module):
         regions = [sorted(set(region_names)).index(region_names[g]) for g in self.local.group_of]
         self.cross = (CrossRegionRelations(regions, [len(g.aus) for g in self.groups], positions, dim, hsr.crm)
                       if hsr.crm.enabled else None)
-        self.tcn = PerAUTemporalConv(num_aus, dim, config.tcn.kernel_size) if config.tcn.enabled else None
+        tcn = config.tcn
+        self.tcn = PerAUTemporalConv(num_aus, dim, tcn.kernel_size, tcn.depthwise, tcn.per_au) if tcn.enabled else None
         self.sc = CosineClassifier(num_aus, dim)
 
     def forward_intermediates(self, clips: torch.Tensor) -> dict[str, torch.Tensor | list[torch.Tensor]]:
@@ -519,17 +535,18 @@ class MDHRLoss(nn.Module):
         weights = normalised_inverse_rates(au_rates) if config.loss != "bce" else torch.ones(num_aus)
         self.au_loss = WeightedAsymmetricLoss(weights, asymmetric=config.loss == "weighted_asymmetric")
         self.positions = group_indices(au_groups(config, num_aus), num_aus)
-        self.aux_weight = config.hsr.aux_weight
+        self.aux_weight, self.aux_reduction = config.hsr.aux_weight, config.hsr.aux_reduction
 
     def aux_loss(self, logits: list[torch.Tensor], targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Mean over groups of each group's cross-entropy over its fully labelled frames."""
+        """Mean (or sum, `aux_reduction`) over groups of each group's cross-entropy over its fully labelled
+        frames."""
         targets, mask = targets.flatten(0, -2), mask.flatten(0, -2).bool()
         losses = []
         for group_logits, members in zip(logits, self.positions):
             index = combination_index(targets, members).masked_fill(~mask[:, members].all(-1), -100)
             losses.append(F.cross_entropy(group_logits.float(), index, ignore_index=-100, reduction="sum")
                           / (index >= 0).sum().clamp(min=1))
-        return torch.stack(losses).mean()
+        return torch.stack(losses).mean() if self.aux_reduction == "mean" else torch.stack(losses).sum()
 
     def forward(self, outputs: dict, targets: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         terms = {"au": self.au_loss(outputs["probabilities"], targets, mask)}
