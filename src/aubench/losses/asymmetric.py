@@ -5,6 +5,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from aubench.losses.weighted_bce import as_entries, probability_bce
+
 
 def normalised_inverse_rates(au_rates: np.ndarray) -> torch.Tensor:
     """w_n = (1/r_n) / Σ_j (1/r_j) · N, with r_n AU n's positive rate in the training fold: the weights sum
@@ -31,10 +33,6 @@ class WeightedAsymmetricLoss(nn.Module):
         self.eps = eps
 
     def forward(self, probabilities: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        p = probabilities.reshape(-1, probabilities.shape[-1]).float()
-        y = targets.reshape(p.shape).float()
-        known = mask.reshape(p.shape).float()
-        negative_factor = p.detach() if self.asymmetric else torch.ones_like(p)
-        per_entry = -(y * p.clamp(min=self.eps).log()
-                      + negative_factor * (1 - y) * (1 - p).clamp(min=self.eps).log())
+        p, y, known = as_entries(probabilities, targets, mask)
+        per_entry = probability_bce(p, y, self.eps, p.detach() if self.asymmetric else 1.0)
         return (per_entry * self.au_weights * known).sum() / known.sum().clamp(min=1)

@@ -19,6 +19,19 @@ def inverse_frequency(au_rates: np.ndarray) -> torch.Tensor:
     return (1 - rates) / rates
 
 
+def as_entries(scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Scores, targets and mask of frames (B, N) or clips (B, T, N) as float (entries, N) tensors."""
+    scores = scores.reshape(-1, scores.shape[-1]).float()
+    return scores, targets.reshape(scores.shape).float(), mask.reshape(scores.shape).float()
+
+
+def probability_bce(p: torch.Tensor, y: torch.Tensor, eps: float, negative_factor: torch.Tensor | float = 1.0
+                    ) -> torch.Tensor:
+    """Per entry −[y log p + f (1 − y) log(1 − p)] on probabilities, both logs clamped at `eps` (f = 1: BCE)."""
+    return -(y * p.clamp(min=eps).log() + negative_factor * (1 - y) * (1 - p).clamp(min=eps).log())
+
+
 class WeightedBCELoss(nn.Module):
     """−Σ_i w_i [p_i y log ŷ + (1−y) log(1−ŷ)], summed over AUs and averaged over labelled frames.
 
@@ -43,15 +56,12 @@ class WeightedBCELoss(nn.Module):
         self.eps = eps
 
     def forward(self, scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        scores = scores.reshape(-1, scores.shape[-1]).float()
-        targets = targets.reshape(scores.shape).float()
-        mask = mask.reshape(scores.shape).float()
+        scores, targets, mask = as_entries(scores, targets, mask)
         if self.inputs == "logits":
             per_entry = F.binary_cross_entropy_with_logits(scores, targets, reduction="none",
                                                            pos_weight=self.positive_weights)
         else:
-            per_entry = -(targets * scores.clamp(min=self.eps).log()
-                          + (1 - targets) * (1 - scores).clamp(min=self.eps).log())
+            per_entry = probability_bce(scores, targets, self.eps)
         per_frame = (per_entry * mask * self.au_weights).sum(-1)
         frames = (mask.sum(-1) > 0).sum().clamp(min=1)
         return per_frame.sum() / frames
