@@ -85,7 +85,7 @@ def test_paper_profile_gives_mdhr_its_paper_protocol():
     assert (config.clip_length, config.clip_sampler, config.feat_dim) == (16, "one_clip_per_sequence", 512)
     assert (config.mfd.layers, config.mfd.pad_to_grid, config.mfd.k, config.mfd.fusion) == (
         (1, 2, 3, 4), False, 5, "adaptive")
-    assert (config.hsr.aux_weight, config.hsr.crm.edge_mode, config.loss) == (
+    assert (config.hsr.aux_weight, config.hsr.crm.edge_mode, config.loss.main) == (
         0.01, "cross_region_activated", "weighted_asymmetric")
     assert (optim.optimizer, optim.lr, optim.betas, optim.weight_decay) == ("adamw", 0.0001, (0.9, 0.999), 0.0005)
     assert (optim.schedule, optim.min_lr_ratio, optim.warmup_epochs, optim.epochs, optim.batch_size) == (

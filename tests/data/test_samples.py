@@ -241,6 +241,26 @@ def test_clip_sampling_samples_and_example_input():
     assert sampling.example_input(24, 2).shape == (1, 4, 3, 24, 24)
 
 
+def test_clip_context_loads_neighbours_and_labels_only_the_central_frames(tiny_store):
+    """`context` c: images hold T + 2c frames (the first / last frame repeated beyond the sequence's ends);
+    targets, masks, positions and keep are the central T frames', so tiling still predicts each frame once."""
+    store = AlignedStore.open(tiny_store)
+    plain = ClipDataset(store, ("F001",), 32, train=False, sampling=ClipSampling(length=10))
+    context = ClipDataset(store, ("F001",), 32, train=False, sampling=ClipSampling(length=10, context=2))
+    assert ClipSampling(length=10, context=2).example_input(32, 20).shape == (2, 14, 3, 32, 32)
+    assert len(context) == len(plain) == 3
+    for item, expected_images in ((0, [0, 0] + list(range(12))), (2, list(range(12, 24)) + [23, 23])):
+        sample, reference = context[item], plain[item]
+        assert sample["image"].shape == (14, 3, 32, 32)
+        for name in ("target", "mask", "positions", "keep"):
+            assert torch.equal(sample[name], reference[name])
+        assert torch.equal(sample["image"][2:12], reference["image"])
+        single = [FrameDataset(store, ("F001",), 32, train=False)[frame]["image"] for frame in expected_images]
+        assert torch.equal(sample["image"], torch.stack(single))
+    with pytest.raises(ConfigError, match="context"):
+        ClipSampling(context=-1)
+
+
 def test_test_crop_resize_gives_the_whole_face_at_the_input_size(tiny_store):
     """`test_crop: resize` feeds the whole aligned face, shrunk, and scales landmarks alike; training ignores it."""
     store = AlignedStore.open(tiny_store)

@@ -13,6 +13,7 @@ from torchvision.ops import StochasticDepth
 from aubench.config import from_mapping
 from aubench.errors import ConfigError, ModelError
 from aubench.eval.efficiency import count_parameters
+from aubench.eval.efficiency_report import model_cost
 from aubench.losses.asymmetric import WeightedAsymmetricLoss, normalised_inverse_rates
 from aubench.models.blocks.graph import MaskedGraphAttention
 from aubench.models.mdhr import (
@@ -28,6 +29,8 @@ from aubench.models.mdhr import (
     combination_index,
     decode_bits,
     group_indices,
+    METHOD,
+    mdhr_predict,
     mdhr_step,
     slice_rows,
     temporal_average,
@@ -213,7 +216,7 @@ def test_attention_reaches_only_active_aus_of_other_regions_and_itself():
     logits = [torch.randn(6, g.classes) for g in BP4D_GROUPS]
     active = cross.activations(logits, 12)
     allowed = cross.neighbourhood(logits, 6, 12)
-    alpha = cross.gat.attention_weights(torch.randn(6, 12, 16), allowed)
+    alpha = cross.gat.attention_weights(torch.randn(6, 12, 16), allowed)[:, 0]  # the one head
     torch.testing.assert_close(alpha.sum(-1), torch.ones(6, 12))
     eye = torch.eye(12, dtype=torch.bool)
     expected = eye | (cross.other_region & active[:, None, :])
@@ -241,7 +244,7 @@ def test_gat_scores_on_hand_numbers():
     # e_nm = LeakyReLU(v_n[0] + v_m[1]): e00 = 1, e01 = 3, e10 = 0, e11 = 2
     alpha = gat.attention_weights(nodes, torch.ones(1, 2, 2, dtype=torch.bool))
     expected = torch.softmax(torch.tensor([[1.0, 3.0], [0.0, 2.0]]), dim=-1)
-    torch.testing.assert_close(alpha[0], expected)
+    torch.testing.assert_close(alpha[0, 0], expected)
 
 
 def test_edge_modes_and_the_activation_source():
@@ -321,7 +324,7 @@ def test_classifier_outputs_cosines_in_unit_interval():
     out = model(clips() * 10, intermediates=True)
     p = out["probabilities"]
     assert p.shape == (2, 4, 12) and (p >= 0).all() and (p <= 1).all()
-    expected = F.cosine_similarity(F.relu(out["temporal"]), F.relu(model.sc.prototypes), dim=-1)
+    expected = F.cosine_similarity(F.relu(out["temporal"]), F.relu(model.classifier.prototypes), dim=-1)
     torch.testing.assert_close(p, expected.clamp(max=1.0), atol=1e-6, rtol=1e-5)
 
 
@@ -409,7 +412,7 @@ def test_parameters_at_the_papers_configuration_match_the_derived_counts():
     assert count_parameters(model.mfd.projection) == count_parameters(model.static_projection) == 1_050_112
     assert count_parameters(model.local) == 4_240_426
     assert count_parameters(model.cross) == 263_680
-    assert count_parameters(model.sc) == 6_144
+    assert count_parameters(model.classifier) == 6_144
     assert count_parameters(model) == pytest.approx(93.23e6, rel=0.01)
     assert count_parameters(MDHR(8, MDHRConfig(pretrained=False)).local) == 2_119_700
 
@@ -489,3 +492,145 @@ def test_paper_defaults_and_rejections():
         with pytest.raises(ConfigError, match=message):
             small(**changes)
     assert dataclasses.replace(config, pretrained=False).pretrained is False
+
+
+# --- the rest of the spec's proposed YAML (§6): video context, GAT options, the oracle, classifier, loss --------
+
+def test_video_context_averages_true_neighbours_without_padding():
+    # k = 1, three central frames with one context frame on each side: differences d1..d4 = 1, 2, 3, 4
+    differences = torch.arange(1.0, 5.0).view(4, 1, 1, 1)
+    out = temporal_average(differences, 5, 1, context=True).flatten()
+    torch.testing.assert_close(out, torch.tensor([1.5, 2.5, 3.5]))  # frame t: (d_t + d_(t+1)) / 2
+    clip_local = temporal_average(differences, 5, 1).flatten()
+    torch.testing.assert_close(clip_local, torch.tensor([0.5, 1.5, 2.5, 3.5, 2.0]))  # zeros beyond the clip
+
+
+def test_video_context_model_predicts_the_central_frames_and_hears_the_context():
+    torch.manual_seed(0)
+    model = MDHR(12, small(mfd={"k": 2, "temporal_context": "video"})).eval()
+    assert model.config.context == 2 and model.config.clips.loaded_frames == 8
+    x = clips(frames=8)
+    out = model(x, intermediates=True)
+    assert out["probabilities"].shape == (2, 4, 12) and out["g"].shape[0] == 2 * 4
+    changed = x.clone()
+    changed[:, 0] += 1.0  # the first context frame: only d1, which reaches central frame 0 alone (k = 2)
+    g_changed = model(changed, intermediates=True)["g"].unflatten(0, (2, 4))
+    moved = (g_changed - out["g"].unflatten(0, (2, 4))).abs().flatten(2).amax(-1)
+    assert (moved[:, 0] > 0).all() and not moved[:, 1:].any()
+    with pytest.raises(ModelError, match="with T > 4"):
+        model(clips(frames=4))
+    assert MDHR(12, small(mfd={"k": 2, "temporal_context": "video", "enabled": False})).config.context == 0
+
+
+def test_video_context_costs_the_context_frames():
+    clip = model_cost(METHOD, small(), 12, 64)
+    video = model_cost(METHOD, small(mfd={"k": 2, "temporal_context": "video"}), 12, 64)
+    # per predicted frame: the backbone runs on 8 frames for 4 (×2), the step convolutions on 7 differences for 3
+    # (×7/3), the modules after MFD on the 4 alone (×1)
+    assert video[0] == clip[0] and 1.8 < video[1] / clip[1] < 7 / 3
+
+
+def gat_reference(gat: MaskedGraphAttention, nodes: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """Eq. 9 per head, written out with loops over heads and nodes."""
+    heads, width = gat.heads, nodes.shape[-1] // gat.heads
+    projected = gat.weight(nodes)
+    out = torch.zeros_like(nodes)
+    for h in range(heads):
+        wv = projected[..., h * width:(h + 1) * width]
+        r1, r2 = gat.attention[:width, h], gat.attention[width:, h]
+        for n in range(nodes.shape[-2]):
+            e = F.leaky_relu(wv[..., n, None, :] @ r1[:, None] + (wv @ r2[:, None]), gat.negative_slope)[..., 0]
+            e = e.masked_fill(~allowed[..., n, :], float("-inf"))
+            out[..., n, h * width:(h + 1) * width] = (torch.softmax(e, -1)[..., None] * wv).sum(-2)
+    return out
+
+
+def test_multi_head_attention_concatenates_heads_of_width_d_over_h():
+    torch.manual_seed(0)
+    nodes, allowed = torch.randn(3, 5, 8), torch.rand(3, 5, 5) < 0.5
+    allowed |= torch.eye(5, dtype=torch.bool)
+    for heads in (1, 2, 4):
+        gat = MaskedGraphAttention(8, heads=heads)
+        assert gat.attention.shape == (16 // heads, heads) and count_parameters(gat) == 8 * 8 + 16 + 8
+        alpha = gat.attention_weights(nodes, allowed)
+        assert alpha.shape == (3, heads, 5, 5) and torch.equal(alpha > 0, allowed[:, None].expand_as(alpha))
+        torch.testing.assert_close(gat(nodes, allowed), F.elu(gat_reference(gat, nodes, allowed) + nodes + gat.bias))
+    with pytest.raises(ConfigError, match="divisor"):
+        MaskedGraphAttention(8, heads=3)
+    with pytest.raises(ConfigError, match="heads: 3 must divide feat_dim"):
+        small(hsr={"crm": {"heads": 3}})
+
+
+def test_gat_residual_activation_and_a_node_with_no_neighbour():
+    torch.manual_seed(1)
+    nodes = torch.randn(2, 4, 6, requires_grad=True)
+    eye = torch.eye(4, dtype=torch.bool).expand(2, 4, 4)
+    plain = MaskedGraphAttention(6, residual=False, activation="none")
+    torch.testing.assert_close(plain(nodes, eye), plain.weight(nodes) + plain.bias)
+    relu = MaskedGraphAttention(6, activation="relu")
+    torch.testing.assert_close(relu(nodes, eye), F.relu(relu.weight(nodes) + nodes + relu.bias))
+    nothing = torch.zeros(2, 4, 4, dtype=torch.bool)  # no self-loop, nothing active: no message, no NaN
+    gat = MaskedGraphAttention(6)
+    out = gat(nodes, nothing)
+    torch.testing.assert_close(out, F.elu(nodes + gat.bias))
+    out.sum().backward()
+    assert torch.isfinite(nodes.grad).all()
+    with pytest.raises(ConfigError, match="activation"):
+        MaskedGraphAttention(6, activation="tanh")
+
+
+def test_self_loop_and_mask_threshold_on_the_effective_adjacency():
+    logits = [torch.randn(4, g.classes) for g in BP4D_GROUPS]
+    cross = MDHR(12, small()).cross
+    active = cross.activations(logits, 12)
+    strengths = cross.edge_strengths(active, 4)  # A = S·a + δ
+    eye = torch.eye(12)
+    torch.testing.assert_close(strengths, cross.other_region.float() * active[:, None, :].float() + eye)
+    assert torch.equal(cross.neighbourhood(logits, 4, 12), strengths >= 0.1)
+    at_one = MDHR(12, small(hsr={"crm": {"mask_threshold": 1.0}})).cross
+    assert torch.equal(at_one.neighbourhood(logits, 4, 12), strengths >= 0.1)  # A's edges are exactly 1
+    no_loop = MDHR(12, small(hsr={"crm": {"self_loop": False}})).cross
+    allowed = no_loop.neighbourhood(logits, 4, 12)
+    assert not allowed.diagonal(dim1=-2, dim2=-1).any() and torch.equal(allowed | eye.bool(), strengths >= 0.1)
+    for mode in ("local", "full"):
+        without = MDHR(12, small(hsr={"crm": {"edge_mode": mode, "self_loop": False}})).cross
+        assert not without.neighbourhood(logits, 4, 12).diagonal(dim1=-2, dim2=-1).any()
+    for threshold in (0.0, 1.5):
+        with pytest.raises(ConfigError, match="mask_threshold"):
+            small(hsr={"crm": {"mask_threshold": threshold}})
+
+
+def test_the_gt_oracle_reads_known_positive_labels_only_when_asked():
+    torch.manual_seed(0)
+    oracle = MDHR(12, small(hsr={"aux": False, "crm": {"activation_source": "gt"}})).eval()  # needs no heads
+    labels = torch.zeros(2, 4, 12, dtype=torch.bool)
+    labels[..., BP4D_AUS.index(12)] = True
+    allowed = oracle.cross.neighbourhood([], 8, 12, labels)
+    region = oracle.cross.other_region
+    assert torch.equal(allowed[0], region & labels[0, 0][None, :] | torch.eye(12, dtype=torch.bool))
+    x = clips()
+    batch = {"image": x, "target": labels.float(), "mask": torch.ones(2, 4, 12, dtype=torch.bool)}
+    assert not torch.equal(mdhr_predict(oracle, batch), mdhr_predict(oracle, {**batch, "target": 1 - batch["target"]}))
+    with pytest.raises(ModelError, match="gt reads the frames' labels"):
+        oracle(x)
+    assert METHOD.predict is mdhr_predict
+
+
+def test_linear_classifier_is_a_sigmoid_of_a_per_au_score():
+    model = MDHR(12, small(classifier="linear")).eval()
+    out = model(clips(), intermediates=True)
+    head = model.classifier[0]
+    expected = torch.sigmoid((out["temporal"] * head.weight).sum(-1) + head.bias)
+    torch.testing.assert_close(out["probabilities"], expected)
+    assert count_parameters(model.classifier) == 12 * 16 + 12
+
+
+def test_loss_switches_detach_and_log_clamp():
+    p = torch.tensor([[0.3]], requires_grad=True)
+    y, known = torch.zeros(1, 1), torch.ones(1, 1)
+    WeightedAsymmetricLoss(torch.ones(1), detach_factor=False)(p, y, known).backward()
+    assert p.grad.item() == pytest.approx(-np.log(0.7) + 0.3 / 0.7, rel=1e-5)  # d/dp of −p·log(1 − p)
+    loss = MDHRLoss(small(loss={"log_clamp_eps": 1e-3, "main": "bce"}), np.full(12, 0.25))
+    zero = loss.au_loss(torch.zeros(1, 12), torch.ones(1, 12), torch.ones(1, 12))
+    assert zero.item() == pytest.approx(-np.log(1e-3), rel=1e-6)
+    assert not MDHRLoss(small(loss={"detach_neg_factor": False}), np.full(12, 0.25)).au_loss.detach_factor

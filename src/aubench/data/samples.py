@@ -57,7 +57,13 @@ class FrameSampling:
 
     @property
     def frames_per_sample(self) -> int:
+        """Frames a sample predicts."""
         return 1
+
+    @property
+    def loaded_frames(self) -> int:
+        """Frames a sample's images hold."""
+        return self.frames_per_sample
 
     def __post_init__(self) -> None:
         unknown = set(self.fields) - set(BATCH_FIELDS)
@@ -78,7 +84,7 @@ class FrameSampling:
 
     def example_input(self, size: int, frames: int, device: torch.device | str = "cpu") -> torch.Tensor:
         """A normalised random input of `frames` frames in this sampling's shape (for cost counting)."""
-        shape = (self.samples(frames), self.frames_per_sample, 3, size, size)
+        shape = (self.samples(frames), self.loaded_frames, 3, size, size)
         if self.frames_per_sample == 1:
             shape = shape[:1] + shape[2:]
         generator = torch.Generator().manual_seed(0)
@@ -89,7 +95,9 @@ class FrameSampling:
 class ClipSampling(FrameSampling):
     """Clips of `length` consecutive frames: the model maps (B, T, 3, H, W) to scores (B, T, N).
 
-    Training clips: `full_pass` (STF's default; docs/methods/stf.md) tiles every sequence with non-overlapping windows from a random
+    `context`: frames loaded on each side of every clip (the first / last frame of the sequence repeated
+    beyond its ends) for a model that needs its frames' neighbours: images are (B, T + 2·context, 3, H, W),
+    while targets, masks, positions and scores cover the central T frames. Training clips: `full_pass` (STF's default; docs/methods/stf.md) tiles every sequence with non-overlapping windows from a random
     offset; `one_clip_per_sequence` draws one random window per sequence; `segments` (LAC Algorithm 1)
     splits each subject's task sequences, in order, into `segments` equal parts and draws one window
     inside each part, never across a task boundary.
@@ -98,15 +106,22 @@ class ClipSampling(FrameSampling):
     length: int = 16
     sampler: str = "full_pass"
     segments: int = 12
+    context: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.sampler not in CLIP_SAMPLERS:
             raise ConfigError(f"clips.sampler: unknown sampler {self.sampler!r}; use one of {CLIP_SAMPLERS}")
+        if self.context < 0:
+            raise ConfigError(f"clips.context {self.context}: must be >= 0")
 
     @property
     def frames_per_sample(self) -> int:
         return self.length
+
+    @property
+    def loaded_frames(self) -> int:
+        return self.length + 2 * self.context
 
     def dataset(self, store: Any, subjects: tuple[str, ...], input_size: int, train: bool, seed: int = 0,
                 augment: bool = True, test_crop: str = "centre") -> "ClipDataset":
@@ -277,9 +292,12 @@ class ClipDataset(_StoreDataset):
 
     def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
         key, start, keep_from = self.windows[item]
-        count = self._lengths[key]
-        offsets = np.arange(start, start + self.length)
-        sample = self._sample(key, np.minimum(offsets, count - 1), item)
+        count, context = self._lengths[key], self.sampling.context
+        loaded = np.arange(start - context, start + self.length + context)
+        sample = self._sample(key, np.clip(loaded, 0, count - 1), item)
+        offsets = loaded[context:context + self.length]
+        for name in ("target", "mask", "positions", "keep"):  # labels and bookkeeping: the central frames
+            sample[name] = sample[name][context:context + self.length]
         padded = torch.from_numpy(offsets >= count)
         sample["mask"] = sample["mask"] & ~padded[:, None]
         sample["keep"] = torch.from_numpy((offsets >= keep_from) & (offsets < count))

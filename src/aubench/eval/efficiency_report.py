@@ -14,7 +14,7 @@ from typing import Any
 import torch
 import torchvision
 
-from aubench.eval.efficiency import count_macs, count_parameters, per_frame_macs
+from aubench.eval.efficiency import count_macs, count_parameters
 from aubench.eval.speed import bare_training_rate, inference_rate
 from aubench.models.registry import Method
 
@@ -47,8 +47,8 @@ def model_cost(method: Method, method_config: Any, num_aus: int, input_size: int
         model = method.build_model(method_config, num_aus)
     sampling = method.sampling(method_config)
     example = sampling.example_input(input_size, sampling.frames_per_sample, torch.device("meta"))
-    count = per_frame_macs if sampling.frames_per_sample > 1 else count_macs
-    return count_parameters(model), int(count(model, example, include_batchnorm=True))
+    # one sample: MACs per frame it predicts (a clip's context frames are part of its cost)
+    return count_parameters(model), int(count_macs(model, example, include_batchnorm=True) / sampling.frames_per_sample)
 
 
 def method_efficiency(method: Method, method_config: Any, make_optimizer: OptimizerFactory, num_aus: int,

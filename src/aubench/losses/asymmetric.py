@@ -21,18 +21,19 @@ class WeightedAsymmetricLoss(nn.Module):
 
     p is a probability (MDHR's cosine score, no sigmoid) and p̃ the same value with its gradient stopped:
     a negative entry weighs by how confidently it is predicted positive, and its gradient is
-    w·p̃/(1 − p)·∂p, not that of p·log(1 − p). Both logs are clamped at `eps`. `asymmetric=False` drops
-    the p̃ factor (weighted BCE); unit weights give plain BCE. Entries with `mask == 0` count nothing.
+    w·p̃/(1 − p)·∂p, not that of p·log(1 − p) (`detach_factor=False`: that of p·log(1 − p)). Both logs are
+    clamped at `eps`. `asymmetric=False` drops the p̃ factor (weighted BCE); unit weights give plain BCE. Entries with `mask == 0` count nothing.
     Works for frames (B, N) and clips (B, T, N).
     """
 
-    def __init__(self, au_weights: torch.Tensor, asymmetric: bool = True, eps: float = 1e-8) -> None:
+    def __init__(self, au_weights: torch.Tensor, asymmetric: bool = True, eps: float = 1e-8,
+                 detach_factor: bool = True) -> None:
         super().__init__()
         self.register_buffer("au_weights", au_weights.float())
-        self.asymmetric = asymmetric
-        self.eps = eps
+        self.asymmetric, self.eps, self.detach_factor = asymmetric, eps, detach_factor
 
     def forward(self, probabilities: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         p, y, known = as_entries(probabilities, targets, mask)
-        per_entry = probability_bce(p, y, self.eps, p.detach() if self.asymmetric else 1.0)
+        factor = (p.detach() if self.detach_factor else p) if self.asymmetric else 1.0
+        per_entry = probability_bce(p, y, self.eps, factor)
         return (per_entry * self.au_weights * known).sum() / known.sum().clamp(min=1)

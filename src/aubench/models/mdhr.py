@@ -32,7 +32,7 @@ from aubench.data.samples import ClipSampling
 from aubench.errors import ConfigError, ModelError
 from aubench.losses.asymmetric import WeightedAsymmetricLoss, normalised_inverse_rates
 from aubench.models.backbones import RESNETS, SWINS, ResNetTrunk, build_resnet, build_swin
-from aubench.models.blocks.classifier import CosineClassifier
+from aubench.models.blocks.classifier import CosineClassifier, PerClassLinear
 from aubench.models.blocks.graph import MaskedGraphAttention
 from aubench.models.blocks.heads import TokenLinearBlock
 from aubench.models.registry import Batch, Method, StepOutput, register
@@ -72,7 +72,10 @@ class MFDConfig:
     on each side (2k differences averaged); `fusion`: adaptive weights (AW) | sum | concat (Table 4);
     `aw_hidden`: channels of each scale's squeeze before the weight logits (the code's 16; 0 = the paper's
     single 1×1 convolution on the concatenation); `step_conv_bn_relu`: BN + ReLU after each step convolution
-    (the code; the paper shows the convolution alone)."""
+    (the code; the paper shows the convolution alone); `temporal_context`: clip (the code: differences stop at
+    the clip's edges and count as zeros there) | video (the paper's padding, A3: each clip is loaded with k
+    more frames on each side, the first / last frame repeated at a video's ends, so every frame averages its
+    true neighbours' differences)."""
 
     enabled: bool = True
     layers: tuple[int, ...] = (1, 2, 3, 4)
@@ -81,6 +84,7 @@ class MFDConfig:
     fusion: Literal["adaptive", "sum", "concat"] = "adaptive"
     aw_hidden: int = 16
     step_conv_bn_relu: bool = True
+    temporal_context: Literal["clip", "video"] = "clip"
 
 
 @dataclass(frozen=True)
@@ -88,11 +92,21 @@ class CRMConfig:
     """HSR stage 2 (§3.3, eq. 9; Table 5). `edge_mode`: cross_region_activated (node n hears the AUs of
     other regions that stage 1 predicts active) | cross_region_all | local (same region only) | full;
     `region_key`: what counts as a region — group (the code: BP4D's two lower heads are two regions) |
-    slice (the paper's three). The self-loop is always on."""
+    slice (the paper's three); `activation_source`: aux_argmax (the code) | gt (the frames' labels: an oracle
+    for debugging, at training and test time); `self_loop`: δ_nm in A = S·a + δ (the code; without it a node
+    with no allowed neighbour hears nothing); edges are the entries A ≥ `mask_threshold` (A is 0, 1 or 2, so
+    any value in (0, 1] selects the same edges as the code's 0.1). The GAT: `heads` (concatenated, d/heads
+    wide each), `residual` (identity), `out_activation` φ (elu | relu | none), LeakyReLU slope, dropout on α."""
 
     enabled: bool = True
     edge_mode: Literal["cross_region_activated", "cross_region_all", "local", "full"] = "cross_region_activated"
     region_key: Literal["group", "slice"] = "group"
+    activation_source: Literal["aux_argmax", "gt"] = "aux_argmax"
+    self_loop: bool = True
+    mask_threshold: float = 0.1
+    heads: int = 1
+    residual: bool = True
+    out_activation: Literal["elu", "relu", "none"] = "elu"
     leaky_relu_slope: float = 0.2
     dropout: float = 0.0
 
@@ -127,11 +141,22 @@ class TCNConfig:
 
 
 @dataclass(frozen=True)
+class LossConfig:
+    """Eq. 10. `main`: weighted_asymmetric | weighted_bce | bce; `detach_neg_factor`: p̃ in the negative term
+    carries no gradient (the code); `log_clamp_eps`: both logs are clamped at it (the code's 1e-8)."""
+
+    main: Literal["weighted_asymmetric", "weighted_bce", "bce"] = "weighted_asymmetric"
+    detach_neg_factor: bool = True
+    log_clamp_eps: float = 1e-8
+
+
+@dataclass(frozen=True)
 class MDHRConfig:
     """The `mdhr` params section; defaults are the paper's BP4D / ResNet-50 configuration (its `optim`
     subsection is read separately). `feat_dim` is b = c, the width of G and of every AU feature (the
-    code's 512). `loss`: weighted_asymmetric (eq. 10) | weighted_bce | bce. `clip_sampler`: the code draws
-    one random window per video per epoch (`one_clip_per_sequence`)."""
+    code's 512). `classifier`: sc (§3.4's similarity: cosine to a prototype, no sigmoid) | linear (a per-AU
+    linear score and a sigmoid). `clip_sampler`: the code draws one random window per video per epoch
+    (`one_clip_per_sequence`)."""
 
     backbone: str = "resnet50"  # resnet18 | resnet34 | resnet50 | swin_b
     pretrained: bool = True
@@ -145,11 +170,17 @@ class MDHRConfig:
     mfd: MFDConfig = field(default_factory=MFDConfig)
     hsr: HSRConfig = field(default_factory=HSRConfig)
     tcn: TCNConfig = field(default_factory=TCNConfig)
-    loss: Literal["weighted_asymmetric", "weighted_bce", "bce"] = "weighted_asymmetric"
+    classifier: Literal["sc", "linear"] = "sc"
+    loss: LossConfig = field(default_factory=LossConfig)
+
+    @property
+    def context(self) -> int:
+        """Frames loaded on each side of a clip for MFD's video-level padding (0: clip-local)."""
+        return self.mfd.k if self.mfd.enabled and self.mfd.temporal_context == "video" else 0
 
     @property
     def clips(self) -> ClipSampling:
-        return ClipSampling(length=self.clip_length, sampler=self.clip_sampler)
+        return ClipSampling(length=self.clip_length, sampler=self.clip_sampler, context=self.context)
 
     def __post_init__(self) -> None:
         self.clips  # validates clip_sampler
@@ -172,9 +203,17 @@ class MDHRConfig:
             raise ConfigError("mdhr.clip_length: MFD differences neighbouring frames, so clips need ≥ 2 frames")
         if self.tcn.kernel_size < 1 or self.tcn.kernel_size % 2 == 0:
             raise ConfigError(f"mdhr.tcn.kernel_size: {self.tcn.kernel_size} must be odd (same-length output)")
-        if self.hsr.crm.enabled and self.hsr.crm.edge_mode == "cross_region_activated" and not self.hsr.aux:
+        crm = self.hsr.crm
+        if crm.enabled and crm.edge_mode == "cross_region_activated" and crm.activation_source == "aux_argmax" \
+                and not self.hsr.aux:
             raise ConfigError("mdhr.hsr.crm.edge_mode: cross_region_activated reads the combination heads' "
                               "predictions; with hsr.aux: false use full, cross_region_all or local")
+        if not 0 < crm.mask_threshold <= 1:
+            raise ConfigError(f"mdhr.hsr.crm.mask_threshold: {crm.mask_threshold} must lie in (0, 1] (A's edges are 1)")
+        if crm.heads < 1 or self.feat_dim % crm.heads:
+            raise ConfigError(f"mdhr.hsr.crm.heads: {crm.heads} must divide feat_dim ({self.feat_dim})")
+        if not 0 < self.loss.log_clamp_eps < 0.5:
+            raise ConfigError(f"mdhr.loss.log_clamp_eps: {self.loss.log_clamp_eps} must lie in (0, 0.5)")
 
 
 def au_groups(config: MDHRConfig, num_aus: int) -> tuple[AUGroup, ...]:
@@ -300,14 +339,21 @@ def temporal_differences(maps: torch.Tensor, frames: int) -> torch.Tensor:
     return (clips[:, 1:] - clips[:, :-1]).flatten(0, 1)
 
 
-def temporal_average(differences: torch.Tensor, frames: int, k: int) -> torch.Tensor:
+def temporal_average(differences: torch.Tensor, frames: int, k: int, context: bool = False) -> torch.Tensor:
     """Eq. 3: frame t's mean of the 2k differences d^(t−k+1) … d^(t+k), differences outside the clip
-    counting as zeros (the divisor is always 2k, as the code): (B·(T−1), C, h, w) → (B·T, C, h, w)."""
+    counting as zeros (the divisor is always 2k, as the code): (B·(T−1), C, h, w) → (B·T, C, h, w).
+    With `context` the clips hold k extra frames on each side, whose differences are real: only the central
+    T − 2k frames are averaged, with no padding: (B·(T−1), C, h, w) → (B·(T − 2k), C, h, w)."""
     clips = differences.unflatten(0, (-1, frames - 1))
     batch, steps, channels, height, width = clips.shape
     series = clips.permute(0, 2, 3, 4, 1).reshape(batch, channels * height * width, steps)
-    pooled = F.avg_pool1d(series, kernel_size=2 * k, stride=1, padding=k, count_include_pad=True)
-    return pooled.reshape(batch, channels, height, width, frames).permute(0, 4, 1, 2, 3).flatten(0, 1)
+    pooled = F.avg_pool1d(series, kernel_size=2 * k, stride=1, padding=0 if context else k, count_include_pad=True)
+    return pooled.reshape(batch, channels, height, width, -1).permute(0, 4, 1, 2, 3).flatten(0, 1)
+
+
+def central_frames(frames: torch.Tensor, length: int, context: int) -> torch.Tensor:
+    """The central frames of each clip, without `context` frames on either side: (B·T, ...) → (B·(T − 2c), ...)."""
+    return frames.unflatten(0, (-1, length))[:, context:length - context].flatten(0, 1)
 
 
 class AdaptiveScaleWeights(nn.Module):
@@ -338,6 +384,7 @@ class MultiScaleDynamics(nn.Module):
         super().__init__()
         mfd, out = config.mfd, tap_channels[-1]
         self.layers, self.k, self.fusion, self.pad_to_grid = mfd.layers, mfd.k, mfd.fusion, mfd.pad_to_grid
+        self.context = config.context > 0
         self.kernels = [STEP_KERNELS[layer - 1] for layer in mfd.layers]
         self.step_convs = nn.ModuleList(_conv_bn_relu(tap_channels[layer - 1], out, kernel, mfd.step_conv_bn_relu)
                                         for layer, kernel in zip(mfd.layers, self.kernels))
@@ -346,12 +393,12 @@ class MultiScaleDynamics(nn.Module):
         self.projection = _conv_bn_relu(out * (scales if mfd.fusion == "concat" else 1), config.feat_dim, 1)
 
     def scale_maps(self, taps: list[torch.Tensor], frames: int) -> list[torch.Tensor]:
-        """d̄_l for each used scale: (B·T, C_L, h, w)."""
+        """d̄_l for each used scale: (B·T, C_L, h, w) (B·(T − 2k) with video context)."""
         grid = tuple(taps[-1].shape[-2:])
         maps = []
         for layer, kernel, conv in zip(self.layers, self.kernels, self.step_convs):
             differences = self.on_grid(temporal_differences(taps[layer - 1], frames), layer, kernel, grid)
-            maps.append(temporal_average(conv(differences), frames, self.k))
+            maps.append(temporal_average(conv(differences), frames, self.k, self.context))
         return maps
 
     def on_grid(self, differences: torch.Tensor, layer: int, kernel: int, grid: tuple[int, ...]) -> torch.Tensor:
@@ -414,15 +461,17 @@ class LocalRelations(nn.Module):
 class CrossRegionRelations(nn.Module):
     """HSR stage 2 (§3.3, eq. 9): a GAT over the N AU nodes of each frame, with the neighbourhood of
     `edge_mode`. Activations come from the arg-max of each combination head, decoded to bits and
-    detached (never the labels), at training and test time alike."""
+    detached (never the labels), at training and test time alike — unless `activation_source` is the
+    `gt` oracle, which reads the frames' known positive labels instead."""
 
     def __init__(self, regions: list[int], group_sizes: list[int], positions: list[list[int]], dim: int,
                  config: CRMConfig) -> None:
         super().__init__()
         region = torch.tensor(regions)
         self.register_buffer("other_region", region[:, None] != region[None, :], persistent=False)
-        self.positions, self.group_sizes, self.edge_mode = positions, group_sizes, config.edge_mode
-        self.gat = MaskedGraphAttention(dim, config.leaky_relu_slope, config.dropout)
+        self.positions, self.group_sizes, self.config = positions, group_sizes, config
+        self.gat = MaskedGraphAttention(dim, config.leaky_relu_slope, config.dropout, config.heads, config.residual,
+                                        config.out_activation)
 
     def activations(self, logits: list[torch.Tensor], num_aus: int) -> torch.Tensor:
         """a (F, N) in {0, 1}: the AUs each group's head predicts active."""
@@ -431,21 +480,36 @@ class CrossRegionRelations(nn.Module):
             active[:, members] = decode_bits(group_logits.detach().argmax(-1), size).bool()
         return active
 
-    def neighbourhood(self, logits: list[torch.Tensor], frames: int, num_aus: int) -> torch.Tensor:
-        """Allowed edges (F, N, N), row n = the nodes n attends to; the self-loop is always there."""
-        eye = torch.eye(num_aus, dtype=torch.bool, device=self.other_region.device)
-        if self.edge_mode == "cross_region_activated":
-            allowed = self.other_region & self.activations(logits, num_aus)[:, None, :]
-        elif self.edge_mode == "cross_region_all":
-            allowed = self.other_region.expand(frames, -1, -1)
-        elif self.edge_mode == "local":
-            allowed = (~self.other_region).expand(frames, -1, -1)
-        else:
-            allowed = torch.ones(frames, num_aus, num_aus, dtype=torch.bool, device=eye.device)
-        return allowed | eye
+    def active_aus(self, logits: list[torch.Tensor], num_aus: int, oracle_labels: torch.Tensor | None) -> torch.Tensor:
+        """a (F, N): the decoded arg-max of the heads, or the known positive labels for the `gt` oracle."""
+        if self.config.activation_source == "aux_argmax":
+            return self.activations(logits, num_aus)
+        if oracle_labels is None:
+            raise ModelError("mdhr.hsr.crm.activation_source: gt reads the frames' labels, and none were given "
+                             "(the gt oracle needs labelled frames at training and test time)")
+        return oracle_labels.reshape(-1, num_aus).bool()
 
-    def forward(self, nodes: torch.Tensor, logits: list[torch.Tensor]) -> torch.Tensor:
-        return self.gat(nodes, self.neighbourhood(logits, nodes.shape[0], nodes.shape[1]))
+    def edge_strengths(self, active: torch.Tensor | None, frames: int) -> torch.Tensor:
+        """A = S·a + δ (F, N, N) (the code's effective adjacency): S the edge mode's pairs (no self-pairs),
+        column m multiplied by a_m (F, N) for `cross_region_activated`, δ the self-loop when `self_loop`."""
+        eye = torch.eye(len(self.other_region), dtype=torch.bool, device=self.other_region.device)
+        pairs = {"cross_region_activated": self.other_region, "cross_region_all": self.other_region,
+                 "local": ~self.other_region & ~eye, "full": ~eye}[self.config.edge_mode]
+        strengths = pairs.float().expand(frames, -1, -1)
+        if active is not None:
+            strengths = strengths * active[:, None, :].float()
+        return strengths + eye.float() if self.config.self_loop else strengths
+
+    def neighbourhood(self, logits: list[torch.Tensor], frames: int, num_aus: int,
+                      oracle_labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Allowed edges (F, N, N), row n = the nodes n attends to: A ≥ mask_threshold."""
+        activated = self.config.edge_mode == "cross_region_activated"
+        active = self.active_aus(logits, num_aus, oracle_labels) if activated else None
+        return self.edge_strengths(active, frames) >= self.config.mask_threshold
+
+    def forward(self, nodes: torch.Tensor, logits: list[torch.Tensor],
+                oracle_labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.gat(nodes, self.neighbourhood(logits, nodes.shape[0], nodes.shape[1], oracle_labels))
 
 
 class PerAUTemporalConv(nn.Module):
@@ -472,9 +536,10 @@ class PerAUTemporalConv(nn.Module):
 
 class MDHR(nn.Module):
     """The MDHR network: clips (B, T, 3, H, W), already normalised → AU probabilities P (B, T, N) in [0, 1].
+    With video context (`mfd.temporal_context: video`) clips hold T + 2k frames and P covers the central T.
 
-    Submodules in the paper's order: `backbone`, `static_projection`, `mfd`, `local`, `cross`, `tcn`, `sc`;
-    a disabled module (Table 3) is None and its step is skipped (identity).
+    Submodules in the paper's order: `backbone`, `static_projection`, `mfd`, `local`, `cross`, `tcn`,
+    `classifier`; a disabled module (Table 3) is None and its step is skipped (identity).
     """
 
     def __init__(self, num_aus: int, config: MDHRConfig | None = None) -> None:
@@ -495,30 +560,36 @@ class MDHR(nn.Module):
                       if hsr.crm.enabled else None)
         tcn = config.tcn
         self.tcn = PerAUTemporalConv(num_aus, dim, tcn.kernel_size, tcn.depthwise, tcn.per_au) if tcn.enabled else None
-        self.sc = CosineClassifier(num_aus, dim)
+        self.classifier = (CosineClassifier(num_aus, dim) if config.classifier == "sc"
+                           else nn.Sequential(PerClassLinear(num_aus, dim), nn.Sigmoid()))
 
-    def forward_intermediates(self, clips: torch.Tensor) -> dict[str, torch.Tensor | list[torch.Tensor]]:
+    def forward_intermediates(self, clips: torch.Tensor, oracle_labels: torch.Tensor | None = None
+                              ) -> dict[str, torch.Tensor | list[torch.Tensor]]:
         """Every stage: g (B·T, h, w, c), nodes (B·T, N, c), aux_logits (one (B·T, 2^N_g) per group),
-        relations (B·T, N, c), temporal (B, T, N, c) and probabilities (B, T, N)."""
-        if clips.dim() != 5 or clips.shape[2] != 3:
-            raise ModelError(f"MDHR expects clips shaped (B, T, 3, H, W), got {tuple(clips.shape)}")
-        batch, frames = clips.shape[:2]
+        relations (B·T, N, c), temporal (B, T, N, c) and probabilities (B, T, N). `oracle_labels` (B, T, N):
+        the known positives, read only by the `gt` activation oracle."""
+        context = self.config.context
+        if clips.dim() != 5 or clips.shape[2] != 3 or clips.shape[1] <= 2 * context:
+            raise ModelError(f"MDHR expects clips shaped (B, T, 3, H, W) with T > {2 * context} (frames of "
+                             f"context on both sides), got {tuple(clips.shape)}")
+        batch, loaded = clips.shape[:2]
         taps, last = self.backbone(clips.flatten(0, 1))
+        last = central_frames(last, loaded, context)
         g = self.static_projection(last.flatten(2).transpose(1, 2))
         if self.mfd is not None:
-            g = g + self.mfd(taps, frames)
+            g = g + self.mfd(taps, loaded)
         g = g.unflatten(1, last.shape[-2:])
         nodes, aux_logits = self.local(g)
-        relations = self.cross(nodes, aux_logits) if self.cross is not None else nodes
-        temporal = relations.unflatten(0, (batch, frames))
+        relations = self.cross(nodes, aux_logits, oracle_labels) if self.cross is not None else nodes
+        temporal = relations.unflatten(0, (batch, loaded - 2 * context))
         if self.tcn is not None:
             temporal = self.tcn(temporal)
         return {"g": g, "nodes": nodes, "aux_logits": aux_logits, "relations": relations, "temporal": temporal,
-                "probabilities": self.sc(temporal)}
+                "probabilities": self.classifier(temporal)}
 
-    def forward(self, clips: torch.Tensor, intermediates: bool = False):
+    def forward(self, clips: torch.Tensor, intermediates: bool = False, oracle_labels: torch.Tensor | None = None):
         """P (B, T, N); with `intermediates`, every stage's output (training needs the combination logits)."""
-        outputs = self.forward_intermediates(clips)
+        outputs = self.forward_intermediates(clips, oracle_labels)
         return outputs if intermediates else outputs["probabilities"]
 
 
@@ -532,8 +603,10 @@ class MDHRLoss(nn.Module):
     def __init__(self, config: MDHRConfig, au_rates: np.ndarray) -> None:
         super().__init__()
         num_aus = len(au_rates)
-        weights = normalised_inverse_rates(au_rates) if config.loss != "bce" else torch.ones(num_aus)
-        self.au_loss = WeightedAsymmetricLoss(weights, asymmetric=config.loss == "weighted_asymmetric")
+        loss = config.loss
+        weights = normalised_inverse_rates(au_rates) if loss.main != "bce" else torch.ones(num_aus)
+        self.au_loss = WeightedAsymmetricLoss(weights, loss.main == "weighted_asymmetric", loss.log_clamp_eps,
+                                              loss.detach_neg_factor)
         self.positions = group_indices(au_groups(config, num_aus), num_aus)
         self.aux_weight, self.aux_reduction = config.hsr.aux_weight, config.hsr.aux_reduction
 
@@ -555,10 +628,21 @@ class MDHRLoss(nn.Module):
         return terms
 
 
+def known_positives(batch: Batch) -> torch.Tensor:
+    """The frames' labelled positives (B, T, N): what the `gt` activation oracle reads (other modes ignore it)."""
+    return batch["target"].bool() & batch["mask"].bool()
+
+
 def mdhr_step(model: nn.Module, loss_fn: nn.Module, batch: Batch) -> StepOutput:
     """One step: the AU term and the weighted combination-head term, logged apart."""
-    outputs = model(batch["image"], intermediates=True)  # through the model's forward, as DDP requires
+    # through the model's forward, as DDP requires
+    outputs = model(batch["image"], intermediates=True, oracle_labels=known_positives(batch))
     return StepOutput(loss_fn(outputs, batch["target"], batch["mask"]), outputs["probabilities"])
+
+
+def mdhr_predict(model: nn.Module, batch: Batch) -> torch.Tensor:
+    """P for a test batch (labels reach only the `gt` oracle)."""
+    return model(batch["image"], oracle_labels=known_positives(batch))
 
 
 def build_model(config: MDHRConfig, num_aus: int) -> MDHR:
@@ -570,4 +654,4 @@ def build_loss(config: MDHRConfig, au_rates: np.ndarray) -> MDHRLoss:
 
 
 METHOD = register(Method("mdhr", MDHRConfig, build_model, build_loss, sampling=lambda config: config.clips,
-                         outputs="probabilities", step=mdhr_step))
+                         outputs="probabilities", step=mdhr_step, predict=mdhr_predict))

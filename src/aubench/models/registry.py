@@ -62,6 +62,11 @@ def supervised_step(model: nn.Module, loss_fn: nn.Module, batch: Batch) -> StepO
     return StepOutput({"loss": loss_fn(scores.float(), batch["target"], batch["mask"])}, scores)
 
 
+def predict_scores(model: nn.Module, batch: Batch) -> torch.Tensor:
+    """The usual prediction: scores = model(images)."""
+    return model(batch["image"])
+
+
 def backbone_upstream(config: Any) -> dict[str, str]:
     """The run a method's backbone starts from: its config's `init_from`, when it has one and it is set."""
     source = getattr(config, "init_from", None)
@@ -91,6 +96,8 @@ class Method:
     - `outputs`: "logits" (probability = sigmoid) or "probabilities" (e.g. a cosine classifier).
     - `step(model, loss_fn, batch) -> StepOutput`: the named loss terms of one batch (images normalised,
       every field on the device).
+    - `predict(model, batch) -> scores`: a test batch's scores (every field on the device; labels are
+      there, for an oracle ablation only).
     - `hooks(config, model, loss_fn) -> Hooks`: stateful callbacks, checkpointed with the run.
     - `upstream(config) -> {slot: run}`: runs (same fold) it starts from or distils, and
       `load_upstream(model, slot, checkpoint)` loads one of them.
@@ -106,6 +113,7 @@ class Method:
     sampling: Callable[[Any], FrameSampling] = lambda config: FrameSampling()
     outputs: str = "logits"
     step: Callable[[nn.Module, nn.Module, Batch], StepOutput] = supervised_step
+    predict: Callable[[nn.Module, Batch], torch.Tensor] = predict_scores
     hooks: Callable[[Any, nn.Module, nn.Module], Hooks] = lambda config, model, loss_fn: Hooks()
     upstream: Callable[[Any], dict[str, str]] = backbone_upstream
     load_upstream: Callable[[nn.Module, str, Path], None] = load_backbone

@@ -34,7 +34,8 @@ def predict_subjects(model: torch.nn.Module, method: Method, sampling: FrameSamp
     loader = DataLoader(dataset, batch_size=sampling.samples(batch_size), num_workers=num_workers)
     start = 0
     for batch in tqdm(loader, desc="predict", unit="batch", leave=False):
-        scores = model(normalise(batch["image"].to(device)))
+        inputs = {name: value.to(device) for name, value in batch.items()}
+        scores = method.predict(model, {**inputs, "image": normalise(inputs["image"])})
         probabilities = method.probabilities(scores).reshape(len(scores), -1, len(store.aus)).cpu().numpy()
         positions, keep = batch["positions"].reshape(len(scores), -1), batch["keep"].reshape(len(scores), -1)
         for row in range(len(probabilities)):

@@ -2,12 +2,12 @@
 
 - `graph`: cosine similarity graphs, Top-K adjacency, symmetric normalisation, the Top-K GNN layer, and a
   graph attention layer over a given neighbourhood (MDHR's cross-regional GAT).
-- `classifier`: the cosine classifier with learnable per-AU prototypes.
+- `classifier`: the cosine classifier with learnable per-AU prototypes, and a per-AU linear score.
 - `heads`: the MLP projector/predictor heads of self-supervised pretraining (MC-SFAU) and the token-wise
   Linear + BN + ReLU block (MDHR's projections and AU feature extractors).
 - `temporal`: frame differences, the T−1 → T restore-length pooling, a small Transformer encoder.
 """
-from aubench.models.blocks.classifier import CosineClassifier
+from aubench.models.blocks.classifier import CosineClassifier, PerClassLinear
 from aubench.models.blocks.heads import TokenLinearBlock, mlp_head
 from aubench.models.blocks.graph import (
     MaskedGraphAttention,
@@ -26,6 +26,7 @@ from aubench.models.blocks.temporal import (
 __all__ = [
     "CosineClassifier",
     "MaskedGraphAttention",
+    "PerClassLinear",
     "TemporalTransformer",
     "TokenLinearBlock",
     "TopKGraphLayer",

@@ -27,3 +27,17 @@ class CosineClassifier(nn.Module):
         prototypes = F.normalize(F.relu(self.prototypes), p=2, dim=-1, eps=self.eps)
         # Rounding can push a perfect match a hair above 1; keep the score a valid probability.
         return (features * prototypes).sum(-1).clamp(max=1.0)
+
+
+class PerClassLinear(nn.Module):
+    """One linear score per class from that class's own feature: (..., num_classes, dim) → (..., num_classes)
+    logits, w_i·f_i + b_i (the usual alternative to the cosine classifier; weights Xavier-uniform, biases 0)."""
+
+    def __init__(self, num_classes: int, dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(num_classes, dim))
+        self.bias = nn.Parameter(torch.zeros(num_classes))
+        nn.init.xavier_uniform_(self.weight)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return (features * self.weight).sum(-1) + self.bias

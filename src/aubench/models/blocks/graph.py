@@ -135,33 +135,54 @@ class TopKGraphLayer(nn.Module):
         return F.relu(update)
 
 
-class MaskedGraphAttention(nn.Module):
-    """One-head graph attention over nodes with a given neighbourhood (MDHR eq. 9; Veličković et al., 2018).
+OUT_ACTIVATIONS = {"elu": F.elu, "relu": F.relu, "none": lambda x: x}
 
-    e_nm = LeakyReLU(r₁·W v_n + r₂·W v_m), α = softmax over the allowed m of each row, and
-    v̂_n = φ(Σ_m α_nm W v_m + v_n + b): an identity residual and a bias (zero at start), φ = ELU. W has no
-    bias; W and r = [r₁; r₂] are Xavier-uniform. `allowed` (..., n, n) is boolean, row n listing the nodes
-    n may attend to; every row must allow at least one node (e.g. a self-loop), or its softmax is empty.
-    Nodes (..., n, d) → (..., n, d).
+
+class MaskedGraphAttention(nn.Module):
+    """Graph attention over nodes with a given neighbourhood (MDHR eq. 9; Veličković et al., 2018).
+
+    Head h of `heads` (width d/heads): e_nm = LeakyReLU(r₁ʰ·W_h v_n + r₂ʰ·W_h v_m), α = softmax over the
+    allowed m of each row, messages Σ_m α_nm W_h v_m concatenated over the heads; then
+    v̂_n = φ(message + v_n + b) with `residual` (the identity), else φ(message + b), φ = `activation`
+    (elu, as MDHR's code; relu; none). W has no bias; W and r are Xavier-uniform; b starts at zero.
+    `allowed` (..., n, n) is boolean, row n listing the nodes n may attend to; a row that allows no node
+    gets α = 0 (the node hears nothing) instead of an empty softmax. Nodes (..., n, d) → (..., n, d).
     """
 
-    def __init__(self, dim: int, negative_slope: float = 0.2, dropout: float = 0.0) -> None:
+    def __init__(self, dim: int, negative_slope: float = 0.2, dropout: float = 0.0, heads: int = 1,
+                 residual: bool = True, activation: str = "elu") -> None:
         super().__init__()
+        if heads < 1 or dim % heads:
+            raise ConfigError(f"graph attention heads: {heads} must be a positive divisor of the width {dim}")
+        if activation not in OUT_ACTIVATIONS:
+            raise ConfigError(f"graph attention activation: {activation!r} is not one of {', '.join(OUT_ACTIVATIONS)}")
         self.weight = nn.Linear(dim, dim, bias=False)
-        self.attention = nn.Parameter(torch.empty(2 * dim, 1))
+        self.attention = nn.Parameter(torch.empty(2 * dim // heads, heads))  # column h = [r₁ʰ; r₂ʰ]
         self.bias = nn.Parameter(torch.zeros(dim))
-        self.negative_slope = negative_slope
+        self.negative_slope, self.heads, self.residual = negative_slope, heads, residual
+        self.activation = OUT_ACTIVATIONS[activation]
         self.dropout = nn.Dropout(dropout)
         nn.init.xavier_uniform_(self.weight.weight)
         nn.init.xavier_uniform_(self.attention)
 
+    def split_heads(self, nodes: torch.Tensor) -> torch.Tensor:
+        """W v for every head: (..., n, d) → (..., heads, n, d/heads)."""
+        return self.weight(nodes).unflatten(-1, (self.heads, -1)).transpose(-2, -3)
+
     def attention_weights(self, nodes: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-        """α (..., n, n): each row sums to 1 over its allowed nodes and is 0 elsewhere."""
-        projected = self.weight(nodes)
-        source, target = self.attention.split(projected.shape[-1])
+        """α (..., heads, n, n): each row sums to 1 over its allowed nodes and is 0 elsewhere."""
+        return self._attention(self.split_heads(nodes), allowed)
+
+    def _attention(self, projected: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        source, target = self.attention.T.unsqueeze(-1).split(projected.shape[-1], dim=1)  # (heads, d/heads, 1)
         scores = F.leaky_relu(projected @ source + (projected @ target).transpose(-1, -2), self.negative_slope)
-        return torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1)
+        allowed = allowed.unsqueeze(-3)
+        isolated = ~allowed.any(-1, keepdim=True)
+        alpha = torch.softmax(scores.masked_fill(~allowed, float("-inf")).masked_fill(isolated, 0.0), dim=-1)
+        return alpha.masked_fill(isolated, 0.0)
 
     def forward(self, nodes: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-        alpha = self.dropout(self.attention_weights(nodes, allowed))
-        return F.elu(alpha @ self.weight(nodes) + nodes + self.bias)
+        projected = self.split_heads(nodes)
+        alpha = self.dropout(self._attention(projected, allowed))
+        messages = (alpha @ projected).transpose(-2, -3).flatten(-2)
+        return self.activation(messages + nodes + self.bias if self.residual else messages + self.bias)
