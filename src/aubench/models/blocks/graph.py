@@ -144,13 +144,14 @@ class MaskedGraphAttention(nn.Module):
     Head h of `heads` (width d/heads): e_nm = LeakyReLU(r₁ʰ·W_h v_n + r₂ʰ·W_h v_m), α = softmax over the
     allowed m of each row, messages Σ_m α_nm W_h v_m concatenated over the heads; then
     v̂_n = φ(message + v_n + b) with `residual` (the identity), else φ(message + b), φ = `activation`
-    (elu, as MDHR's code; relu; none). W has no bias; W and r are Xavier-uniform; b starts at zero.
+    (elu, as MDHR's code; relu; none). W has no bias; W and r are Xavier-uniform; b starts at zero
+    (`bias: false`: no b, as LAC eq. 9).
     `allowed` (..., n, n) is boolean, row n listing the nodes n may attend to; a row that allows no node
     gets α = 0 (the node hears nothing) instead of an empty softmax. Nodes (..., n, d) → (..., n, d).
     """
 
     def __init__(self, dim: int, negative_slope: float = 0.2, dropout: float = 0.0, heads: int = 1,
-                 residual: bool = True, activation: str = "elu") -> None:
+                 residual: bool = True, activation: str = "elu", bias: bool = True) -> None:
         super().__init__()
         if heads < 1 or dim % heads:
             raise ConfigError(f"graph attention heads: {heads} must be a positive divisor of the width {dim}")
@@ -158,7 +159,7 @@ class MaskedGraphAttention(nn.Module):
             raise ConfigError(f"graph attention activation: {activation!r} is not one of {', '.join(OUT_ACTIVATIONS)}")
         self.weight = nn.Linear(dim, dim, bias=False)
         self.attention = nn.Parameter(torch.empty(2 * dim // heads, heads))  # column h = [r₁ʰ; r₂ʰ]
-        self.bias = nn.Parameter(torch.zeros(dim))
+        self.bias = nn.Parameter(torch.zeros(dim)) if bias else None
         self.negative_slope, self.heads, self.residual = negative_slope, heads, residual
         self.activation = OUT_ACTIVATIONS[activation]
         self.dropout = nn.Dropout(dropout)
@@ -185,4 +186,5 @@ class MaskedGraphAttention(nn.Module):
         projected = self.split_heads(nodes)
         alpha = self.dropout(self._attention(projected, allowed))
         messages = (alpha @ projected).transpose(-2, -3).flatten(-2)
-        return self.activation(messages + nodes + self.bias if self.residual else messages + self.bias)
+        updated = messages + nodes if self.residual else messages
+        return self.activation(updated + self.bias if self.bias is not None else updated)
