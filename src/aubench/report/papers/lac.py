@@ -75,7 +75,8 @@ def cost_table() -> ComparisonTable:
         ("parameters over ResNet-50 (spec §3.7 derivation)",
          Value(paper["derived_parameters_over_resnet50"], unit="count"), Value(extra_parameters, unit="count")),
         ("MACs, 16 frames", Value(paper["macs_16_frames"], unit="giga"), Value(macs, unit="giga")),
-        ("MACs over ResNet-50, 16 frames", Value(paper["macs_over_resnet50"], unit="giga"), Value(extra_macs, unit="giga")),
+        ("MACs over ResNet-50, 16 frames", Value(paper["macs_over_resnet50"], unit="giga"),
+         Value(extra_macs, unit="giga")),
         ("MACs over ResNet-50 (spec §3.7 derivation)", Value(paper["derived_macs_over_resnet50"], unit="giga"),
          Value(extra_macs, unit="giga")))
     return quantity_table("LAC Table VIII — model complexity", quantities, "BP4D",
