@@ -1,7 +1,7 @@
 """DVC stages `train`, `train-from`, `train-pretrained`, `ablate` and `ablate-pretrained`: train one run (an
 entry of the `runs` params section) on each of its folds (`evaluate.folds`, or `ablate.folds` for an ablation
-run) in one process, saving per fold its checkpoint, resolved configuration, DVCLive log and per-frame test
-probabilities, then evaluate it: per-AU F1/accuracy per fold and mean ± std in `metrics/<run>.json`
+run; `train.fold_processes` of them at once on a CPU), saving per fold its checkpoint, resolved configuration,
+DVCLive log and per-frame test probabilities, then evaluate it: per-AU F1/accuracy per fold and mean ± std in `metrics/<run>.json`
 (`metrics/ablations/<run>.json` for an ablation run) and, for a main run, its F1-threshold curve. A fold whose
 finished checkpoint matches the run (configuration, code, data, starting weights) is not trained again, so a
 stage re-run after an interruption (or after a change to the evaluation) redoes only what changed.
@@ -11,14 +11,12 @@ from pathlib import Path
 
 import yaml
 
-from aubench.align.store import AlignedStore
 from aubench.cli import run_stage, stage_parser
 from aubench.config import load_params, section, to_dict
-from aubench.data.folds import read_fold
 from aubench.eval.report import EvaluateConfig, evaluate_method, metrics_file
-from aubench.io import read_json, write_json
+from aubench.io import write_json
 from aubench.train.runs import ABLATION_GROUPS, Run, import_plugins, parse_assignments, resolve_run
-from aubench.train.trainer import train_fold
+from aubench.train.folds import train_folds
 
 
 def main() -> None:
@@ -41,12 +39,7 @@ def main() -> None:
     if args.print_config:
         print(yaml.safe_dump({**resolved, "folds": list(folds)}, sort_keys=False))
         return
-    table, store = read_json(Path(args.folds)), AlignedStore.open(Path(args.store))
-    for number in folds:
-        fold, au_rates = read_fold(table, number)
-        paths = run.paths(number)
-        write_json(paths.checkpoint.parent / "config.json", {**resolved, "fold": number})
-        train_fold(run.method, run.method_config, run.optim, train_config, store, fold, au_rates, paths)
+    train_folds(params, args.run, parse_assignments(args.set), folds, Path(args.store), Path(args.folds), resolved)
     if set(folds) == set(run.folds(params)):  # a partial run (`--fold`) is scored with its other folds
         evaluate_run(run, params, Path(args.store))
 

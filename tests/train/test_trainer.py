@@ -16,7 +16,9 @@ import yaml
 
 from aubench.align.store import AlignedStore
 from aubench.data.folds import build_fold_table
+from aubench.errors import ConfigError
 from aubench.io import write_json
+from aubench.train.folds import fold_processes
 from tests.conftest import make_store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -254,3 +256,34 @@ def test_stf_starts_from_the_same_folds_finished_baseline_backbone(tmp_path):
         assert torch.equal(value, trained["model"][f"trunk.{key}"]), key
     # A retrained source backbone makes it another run: an interrupted checkpoint of the old one is not resumed.
     assert stf_trainer(tmp_path / "retrained.pt").key != trainer.key
+
+
+def test_folds_trained_at_once_in_processes_equal_folds_trained_one_after_another(tmp_path):
+    """`train.fold_processes: 2` trains folds 1 and 2 in two processes; at the same thread count (one) each
+    fold's predictions equal a sequential run's, and the stage scores both folds as before."""
+    runs = {}
+    for processes in (1, 2):
+        run_dir = make_run_dir(tmp_path / f"processes{processes}", fold_processes=processes, epochs=2)
+        params = yaml.safe_load((run_dir / "params.yaml").read_text())
+        (run_dir / "params.yaml").write_text(yaml.safe_dump({**params, "evaluate": {"folds": [1, 2]}}))
+        done = run_stage(run_dir, fold=None)
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs[processes] = run_dir
+    for fold in (1, 2):
+        np.testing.assert_array_equal(predictions(runs[1], fold), predictions(runs[2], fold))
+        config = json.loads((runs[2] / "models" / "baseline" / f"fold{fold}" / "config.json").read_text())
+        assert config["fold"] == fold and config["train"]["fold_processes"] == 2
+    assert set(json.loads((runs[2] / "metrics" / "baseline.json").read_text())["folds"]) == {"fold1", "fold2"}
+
+
+def test_folds_run_one_after_another_under_torchrun_or_on_a_gpu(monkeypatch):
+    params = {"train": {"fold_processes": 3}, "runs": {"scratch": [{"name": "baseline", "method": "baseline",
+                                                                     "key": "baseline"}]}}
+    assert fold_processes(params, "baseline", {}, 3) == 3 and fold_processes(params, "baseline", {}, 2) == 2
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert fold_processes(params, "baseline", {}, 3) == 1
+    monkeypatch.delenv("WORLD_SIZE")
+    on_gpu = {**params, "train": {"fold_processes": 3, "device": "cuda"}}
+    assert fold_processes(on_gpu, "baseline", {}, 3) == 1
+    with pytest.raises(ConfigError, match="fold_processes"):
+        fold_processes({**params, "train": {"fold_processes": 0}}, "baseline", {}, 3)

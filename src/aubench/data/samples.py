@@ -37,6 +37,12 @@ MIRROR_68 = np.array(
     + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55] + [64, 63, 62, 61, 60, 67, 66, 65])
 
 
+def example_landmarks(size: int, leading: tuple[int, ...], device: torch.device | str = "cpu") -> torch.Tensor:
+    """68 points spread along the diagonals of a `size`² crop, shaped (*leading, 68, 2) (cost counting)."""
+    points = torch.linspace(0.2 * size, 0.8 * size, 68, device=device)
+    return torch.stack([points, points.flip(0)], -1).expand(*leading, 68, 2)
+
+
 def normalise(images: torch.Tensor) -> torch.Tensor:
     """uint8 (..., 3, H, W) → float, scaled to [0, 1] and standardised with ImageNet statistics."""
     mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(3, 1, 1)
@@ -89,6 +95,12 @@ class FrameSampling:
             shape = shape[:1] + shape[2:]
         generator = torch.Generator().manual_seed(0)
         return normalise(torch.randint(0, 256, shape, dtype=torch.uint8, generator=generator).to(device))
+
+    def example_fields(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The extra batch fields (`fields`) that go with `example_input`'s images."""
+        if "landmarks" not in self.fields:
+            return {}
+        return {"landmarks": example_landmarks(images.shape[-1], tuple(images.shape[:-3]), images.device)}
 
 
 @dataclass(frozen=True)

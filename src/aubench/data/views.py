@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from aubench.data.samples import FrameDataset, FrameSampling
+from aubench.data.samples import FrameDataset, FrameSampling, example_landmarks
 from aubench.errors import ConfigError
 
 POLICIES = {"mixed": ("crop", "rotation", "jitter"), "random_crop": ("crop",),
@@ -92,9 +92,8 @@ class ViewsSampling(FrameSampling):
     def example_input(self, size: int, frames: int, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
         """A batch of `frames` normalised random images, views and landmarks spread over the face (cost counting)."""
         images = super().example_input(size, frames, device)
-        points = torch.linspace(0.2 * size, 0.8 * size, 68, device=device)
         return {"image": images, "view1": images, "view2": images,
-                "landmarks": torch.stack([points, points.flip(0)], -1).expand(len(images), 68, 2)}
+                "landmarks": example_landmarks(size, (len(images),), device)}
 
 
 class ViewsDataset(FrameDataset):

@@ -62,7 +62,8 @@ def method_efficiency(method: Method, method_config: Any, make_optimizer: Optimi
     targets = (torch.rand(scores.shape, generator=torch.Generator().manual_seed(1)) < 0.3).long().to(device)
     loss_fn = method.build_loss(method_config, torch.full((num_aus,), 0.3).numpy()).to(device)
     training = bare_training_rate(model, loss_fn, make_optimizer(method.trainable(model)), images, targets,
-                                  steps=config.measure_steps, warmup=1, method_step=method.step)
+                                  steps=config.measure_steps, warmup=1, method_step=method.step,
+                                  fields=sampling.example_fields(images))
     training *= sampling.frames_per_sample
     return {"parameters": parameters, "macs_per_frame": macs, "input_size": config.paper_input_size,
             "train_frames_per_s": round(training, 2), "inference_frames_per_s": round(

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import torch
 
@@ -28,10 +28,12 @@ def timed_rate(step: Callable[[], int], steps: int, warmup: int, device: torch.d
 
 def bare_training_rate(model: torch.nn.Module, loss_fn: torch.nn.Module, optimizer: torch.optim.Optimizer,
                        images: torch.Tensor, targets: torch.Tensor, steps: int = 10, warmup: int = 2,
-                       method_step: Callable[..., StepOutput] = supervised_step) -> float:
+                       method_step: Callable[..., StepOutput] = supervised_step,
+                       fields: Mapping[str, torch.Tensor] | None = None) -> float:
     """Samples/s of a plain forward/backward/step loop on one fixed, already-on-device batch (the reference);
-    `method_step` is the method's own step (its loss terms are summed, as the trainer does)."""
-    batch = {"image": images, "target": targets, "mask": torch.ones_like(targets, dtype=torch.bool)}
+    `method_step` is the method's own step (its loss terms are summed, as the trainer does); `fields` are
+    extra batch fields it reads (e.g. landmarks)."""
+    batch = {"image": images, "target": targets, "mask": torch.ones_like(targets, dtype=torch.bool), **(fields or {})}
     model.train()
 
     def step() -> int:

@@ -21,6 +21,8 @@ class TrainConfig:
     cut from the aligned face (`centre`: the centre input_size² crop; `resize`: the whole face resized).
     `channels_last` stores images and convolution weights channels-last (for GPU tensor cores; on the
     project's 2-core CPU it measured 15 % slower for a ResNet-18 step at 48², so the CPU profile keeps it off).
+    `fold_processes`: folds of a run trained at once in separate processes on a CPU (`aubench.train.folds`),
+    each with an equal share of the threads; a fold's numbers depend on its thread count.
     """
 
     seed: int = 0
@@ -38,11 +40,14 @@ class TrainConfig:
     validation_subjects: int = 0
     early_stopping_patience: int = 0
     predict_batch_size: int = 64
+    fold_processes: int = 1
 
     def __post_init__(self) -> None:
         if self.early_stopping_patience and not self.validation_subjects:
             raise ConfigError("train.early_stopping_patience needs train.validation_subjects > 0 "
                               "(the test fold is never used for selection)")
+        if self.fold_processes < 1:
+            raise ConfigError(f"train.fold_processes: {self.fold_processes} must be >= 1")
         if not 0 < self.epoch_fraction <= 1:
             raise ConfigError(f"train.epoch_fraction: {self.epoch_fraction} is not in (0, 1]")
 

@@ -35,11 +35,16 @@ def init(device_name: str) -> tuple[Topology, torch.device]:
     return Topology(world, rank, local_rank), device
 
 
-def resolve_device(name: str, local_rank: int | None = None) -> torch.device:
-    """`auto` picks CUDA when available, else CPU; under DDP each rank takes its local GPU."""
+def named_device(name: str) -> torch.device:
+    """The device `name` stands for: `auto` is CUDA when available, else the CPU (nothing is initialised)."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
+    return torch.device(name)
+
+
+def resolve_device(name: str, local_rank: int | None = None) -> torch.device:
+    """`named_device`, made current; under DDP each rank takes its local GPU."""
+    device = named_device(name)
     if device.type == "cuda" and local_rank is not None:
         device = torch.device("cuda", local_rank)
     if device.type == "cuda":
