@@ -553,6 +553,18 @@ def write_f1_tables(params: Mapping[str, Any], method: str, titles: Mapping[str,
     return written
 
 
+def write_paper_tables(params: Mapping[str, Any], method: str, titles: Mapping[str, str], notes: Mapping[str, str],
+                       per_au_note: str, counted: Mapping[str, ComparisonTable], metrics_dir: Path,
+                       tables_dir: Path) -> list[Path]:
+    """A paper's F1 tables (`titles`, each with its entry of `notes` and then `per_au_note`; `write_f1_tables`)
+    and its counted tables (`counted`, by file stem), as .md and .csv in `tables_dir`."""
+    table_notes = {name: [note for note in (notes.get(name), per_au_note) if note] for name in titles}
+    written = write_f1_tables(params, method, titles, table_notes, Path(metrics_dir), Path(tables_dir))
+    for stem, table in counted.items():
+        written += list(write_table(table, Path(tables_dir) / stem))
+    return written
+
+
 _ABSENT = object()
 
 

@@ -19,7 +19,7 @@ from aubench.eval.efficiency_report import model_cost
 from aubench.models.backbones import ResNetTrunk, build_resnet
 from aubench.models.lac import LACConfig
 from aubench.models.registry import get_method
-from aubench.report.tables import ComparisonTable, Value, load_paper, quantity_table, write_f1_tables, write_table
+from aubench.report.tables import ComparisonTable, Value, load_paper, quantity_table, write_paper_tables
 
 METHOD = "lac"
 FRAMES = 16  # Table VIII's footnote: FLOPs of a 16-frame sequence
@@ -44,9 +44,8 @@ COST_NOTE = ("Counted with torch.utils.flop_counter (MACs, BatchNorm included; t
 def write_tables(params: Mapping[str, Any], metrics_dir: Path = Path("metrics"),
                  tables_dir: Path = Path("metrics/tables"), plots_dir: Path = Path("plots/ablations")) -> list[Path]:
     """lac_table{2,4,5,6,7}.{md,csv} and lac_cost.{md,csv} in tables_dir, from params and the runs' metrics."""
-    notes = {name: [note for note in (NOTES.get(name), PER_AU_NOTE) if note] for name in TITLES}
-    written = write_f1_tables(params, METHOD, TITLES, notes, Path(metrics_dir), Path(tables_dir))
-    return written + list(write_table(cost_table(), Path(tables_dir) / "lac_cost"))
+    return write_paper_tables(params, METHOD, TITLES, NOTES, PER_AU_NOTE, {"lac_cost": cost_table()},
+                              metrics_dir, tables_dir)
 
 
 def resnet50_cost(input_size: int = 224) -> dict[str, int]:

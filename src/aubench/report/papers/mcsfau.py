@@ -17,14 +17,7 @@ import torch
 
 from aubench.eval.efficiency import count_macs, count_parameters
 from aubench.models.mcsfau_pretrain import MCSFAUPretrainConfig, MCSFAUPretraining
-from aubench.report.tables import (
-    ComparisonTable,
-    Value,
-    load_paper,
-    quantity_table,
-    write_f1_tables,
-    write_table,
-)
+from aubench.report.tables import ComparisonTable, Value, load_paper, quantity_table, write_paper_tables
 
 METHOD = "mcsfau"
 TITLES = {"table1": "MC-SFAU Table 1 — linear probe on the pretrained backbone (per AU)",
@@ -44,9 +37,8 @@ PER_AU_NOTE = ("Ours: per-AU cells are mean ± std over folds; the Mean row is m
 def write_tables(params: Mapping[str, Any], metrics_dir: Path = Path("metrics"),
                  tables_dir: Path = Path("metrics/tables"), plots_dir: Path = Path("plots/ablations")) -> list[Path]:
     """mcsfau_table{1,3,4,5,7,8}.{md,csv} in tables_dir from params and the probe runs' metrics."""
-    notes = {name: [note for note in (NOTES.get(name), PER_AU_NOTE) if note] for name in TITLES}
-    written = write_f1_tables(params, METHOD, TITLES, notes, Path(metrics_dir), Path(tables_dir))
-    return written + list(write_table(efficiency_table(load_paper(METHOD)), Path(tables_dir) / "mcsfau_table7"))
+    return write_paper_tables(params, METHOD, TITLES, NOTES, PER_AU_NOTE,
+                              {"mcsfau_table7": efficiency_table(load_paper(METHOD))}, metrics_dir, tables_dir)
 
 
 def training_cost(config: MCSFAUPretrainConfig, size: int) -> dict[str, int]:

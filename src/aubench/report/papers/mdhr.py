@@ -16,13 +16,7 @@ from typing import Any
 from aubench.eval.efficiency_report import model_cost
 from aubench.models.mdhr import MDHRConfig
 from aubench.models.registry import get_method
-from aubench.report.tables import (
-    ComparisonTable,
-    Value,
-    quantity_table,
-    write_f1_tables,
-    write_table,
-)
+from aubench.report.tables import ComparisonTable, Value, quantity_table, write_paper_tables
 
 METHOD = "mdhr"
 TITLES = {"table1": "MDHR Table 1 — BP4D, per AU (ResNet-50)",
@@ -42,9 +36,8 @@ PAPER_CONFIG_NOTE = ("Counted with torch.utils.flop_counter on the paper's confi
 def write_tables(params: Mapping[str, Any], metrics_dir: Path = Path("metrics"),
                  tables_dir: Path = Path("metrics/tables"), plots_dir: Path = Path("plots/ablations")) -> list[Path]:
     """mdhr_table{1,3,4,5}.{md,csv} and mdhr_cost.{md,csv} in tables_dir, from params and the runs' metrics."""
-    notes = {name: [note for note in (NOTES.get(name), PER_AU_NOTE) if note] for name in TITLES}
-    written = write_f1_tables(params, METHOD, TITLES, notes, Path(metrics_dir), Path(tables_dir))
-    return written + list(write_table(cost_table(), Path(tables_dir) / "mdhr_cost"))
+    return write_paper_tables(params, METHOD, TITLES, NOTES, PER_AU_NOTE, {"mdhr_cost": cost_table()},
+                              metrics_dir, tables_dir)
 
 
 def paper_cost(num_aus: int = 12, backbone: str = "resnet50") -> dict[str, float]:
