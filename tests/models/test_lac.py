@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +15,13 @@ import pytest
 import torch
 import yaml
 
+from aubench.align.store import AlignedStore
 from aubench.config import apply_profile, from_mapping
+from aubench.data.folds import build_fold_table
 from aubench.data.samples import ClipSampling, Crop, FrameSampling, segment_windows
 from aubench.errors import ConfigError, ModelError
 from aubench.eval.efficiency import count_macs, count_parameters
+from aubench.io import write_json
 from aubench.losses.asymmetric import WeightedAsymmetricLoss
 from aubench.losses.dynamic_asymmetric import DynamicWeightedAsymmetricLoss
 from aubench.models.backbones import ResNetTrunk, build_resnet
@@ -42,6 +48,8 @@ from aubench.models.lac import (
     neighbourhood,
     roi_bins,
 )
+from tests.train.test_plugin_method import make_landmark_store
+from tests.train.test_trainer import KILLER, ROOT, TRAIN_STAGE
 from aubench.report.papers.lac import paper_cost
 from aubench.report.tables import load_paper
 from aubench.train.runs import method_configs
@@ -469,3 +477,47 @@ def test_params_section_holds_the_papers_values_and_every_table_row_has_its_swit
                 for part in dotted.split("."):
                     value = getattr(value, part)
                 assert value == wanted, (table, column, dotted)
+
+
+def test_training_resumes_after_sigkill_mid_epoch_to_identical_predictions_and_dwa_weights(tmp_path):
+    """Issue: a LAC run killed in the middle of epoch 2 resumes from its last checkpoint to the predictions
+    and DWA state (weights, both momentum averages, update count) of an uninterrupted run."""
+    def run_dir(name: str) -> Path:
+        root = tmp_path / name
+        store = AlignedStore.open(make_landmark_store(root / "data" / "aligned", frames=40))
+        labels = {sequence.subject: store.labels(sequence.key) for sequence in store.sequences}
+        write_json(root / "data" / "folds.json", build_fold_table("synthau", store.aus, labels, seed=0))
+        params = {"train": {"seed": 0, "input_size": 32, "epochs": 3, "batch_size": 8, "num_workers": 0},
+                  "lac": {"backbone": "resnet18", "pretrained": False, "sampler": {"window_t": 4, "n_sep": 4},
+                          "model": {"st_dim": 16}, "optim": {"lr": 0.001}},
+                  "runs": {"scratch": [{"name": "lac", "method": "lac", "key": "lac"}]}}
+        (root / "params.yaml").write_text(yaml.safe_dump(params))
+        return root
+
+    def train(cwd: Path, *python_args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+        environment = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}", "OMP_NUM_THREADS": "1",
+                       **(env or {})}
+        command = [sys.executable, *python_args, str(TRAIN_STAGE), "lac", "--fold", "1"]
+        return subprocess.run(command, cwd=cwd, env=environment, capture_output=True, text=True, timeout=300)
+
+    def state(cwd: Path) -> dict:
+        return torch.load(cwd / "models" / "lac" / "fold1" / "checkpoint.pt", weights_only=False)
+
+    def predictions(cwd: Path) -> np.ndarray:
+        with np.load(cwd / "predictions" / "lac" / "fold1.npz") as data:
+            return data["probabilities"]
+
+    reference, interrupted = run_dir("reference"), run_dir("interrupted")
+    done = train(reference)
+    assert done.returncode == 0, done.stderr[-3000:]
+    hooks = state(reference)["hooks"]
+    assert int(hooks["updates"]) == 3
+    killed = train(interrupted, "-c", KILLER, env={"KILL_AT_FORWARD": "7"})  # 4 steps an epoch: epoch 2's 3rd
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    partial = state(interrupted)
+    assert partial["epoch"] == 1 and not partial["finished"] and int(partial["hooks"]["updates"]) == 1
+    resumed = train(interrupted)
+    assert resumed.returncode == 0 and "resuming after epoch 1" in resumed.stderr, resumed.stderr[-3000:]
+    np.testing.assert_array_equal(predictions(reference), predictions(interrupted))
+    for name, value in hooks.items():
+        torch.testing.assert_close(state(interrupted)["hooks"][name], value, rtol=0, atol=0)
