@@ -21,9 +21,13 @@ TINY = {
     "landmarks": {"workers": 1},
     "align": {"workers": 1},
     "profiles": {"cpu": {"align": {"crop_size": 64},
-                         "train": {"input_size": 56, "epochs": 1, "batch_size": 8},
+                         # tiny folds train in seconds: a process per fold would cost more than it saves
+                         # (tests/train/test_trainer.py covers fold_processes)
+                         "train": {"input_size": 56, "epochs": 1, "batch_size": 8, "fold_processes": 1},
                          "deploy": {"epochs": 1},
-                         "mcsfau_pretrain": {"grid": 2, "samples_per_epoch": 16}}},
+                         "mcsfau_pretrain": {"grid": 2, "samples_per_epoch": 16},
+                         "mdhr": {"feat_dim": 16, "clip_length": 4, "mfd.k": 2},
+                         "lac": {"model.st_dim": 16, "sampler.window_t": 4, "sampler.n_sep": 4}}},
     "stf": {"clip_length": 4, "d": 32},
     "runs": {"ablation": [{"name": "stf_K1", "method": "stf", "upstream": "baseline", "key": "variants.stf_K1"}],
              "pretrain": [{"name": "pretrain", "method": "mcsfau_pretrain", "key": "mcsfau_pretrain"}],
