@@ -18,7 +18,7 @@ from aubench.align.store import AlignedStore
 from aubench.data.folds import build_fold_table
 from aubench.errors import ConfigError
 from aubench.io import write_json
-from aubench.train.folds import fold_processes
+from aubench.train.folds import fold_processes, start_method
 from tests.conftest import make_store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -287,3 +287,9 @@ def test_folds_run_one_after_another_under_torchrun_or_on_a_gpu(monkeypatch):
     assert fold_processes(on_gpu, "baseline", {}, 3) == 1
     with pytest.raises(ConfigError, match="fold_processes"):
         fold_processes({**params, "train": {"fold_processes": 0}}, "baseline", {}, 3)
+
+
+def test_fold_processes_of_one_thread_are_forked_others_spawned():
+    # GNU OpenMP deadlocks in a forked child that runs a parallel region after its parent did: only
+    # single-threaded children (no OpenMP team) may skip spawn's fresh interpreter.
+    assert start_method(1) == "fork" and start_method(2) == "spawn" and start_method(8) == "spawn"
