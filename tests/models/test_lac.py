@@ -462,7 +462,7 @@ def test_params_section_holds_the_papers_values_and_every_table_row_has_its_swit
     Tables II and IV–VII (report/papers/lac.yaml) names a variant whose config has that column's switches."""
     raw = yaml.safe_load((Path(__file__).resolve().parents[2] / "params.yaml").read_text())
     params = apply_profile({**raw, "profile": "paper"})
-    _, config, optim = method_configs(params, "lac")
+    _, config, optim, _ = method_configs(params, "lac")
     assert config == LACConfig()
     assert (optim.optimizer, optim.lr, optim.weight_decay, optim.schedule, optim.epochs, optim.batch_size) == (
         "adamw", 0.0001, 0.0005, "cosine", 200, 8)

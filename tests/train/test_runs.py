@@ -71,3 +71,12 @@ def test_a_run_initialised_from_another_reads_that_runs_checkpoint_on_the_same_f
         resolve_run(PARAMS, "stf", overrides={"init_from": "stf"}).paths(1)
     with pytest.raises(ConfigError, match="names upstream 'baseline'"):
         resolve_run(PARAMS, "stf", overrides={"init_from": "stf_K5"}).paths(1)
+
+
+def test_a_method_sections_train_subsection_overrides_the_engine_settings_of_its_runs():
+    params = {**PARAMS, "stf": {**PARAMS["stf"], "train": {"augment": False}}}
+    assert resolve_run(params, "stf").train_config(params).augment is False
+    assert resolve_run(params, "stf_A1_baseline").train_config(params).augment is False  # its variants too
+    assert resolve_run(PARAMS, "stf").train_config(PARAMS).augment is True
+    with pytest.raises(ConfigError, match=r"stf.train: unknown key\(s\) \['augmnet'\]"):
+        resolve_run({**PARAMS, "stf": {**PARAMS["stf"], "train": {"augmnet": False}}}, "stf")

@@ -293,3 +293,36 @@ def test_fold_processes_of_one_thread_are_forked_others_spawned():
     # GNU OpenMP deadlocks in a forked child that runs a parallel region after its parent did: only
     # single-threaded children (no OpenMP team) may skip spawn's fresh interpreter.
     assert start_method(1) == "fork" and start_method(2) == "spawn" and start_method(8) == "spawn"
+
+
+def test_a_fixed_backbone_without_augmentation_computes_each_frame_once_per_run(tmp_path):
+    """`augment: false` on a frozen trunk: a second epoch passes no frame through the backbone again."""
+    from aubench.data.folds import read_fold
+    from aubench.models.baseline import BaselineConfig
+    from aubench.models.registry import get_method
+    from aubench.models.stf import STFConfig
+    from aubench.train.optim import OptimConfig
+    from aubench.train.config import RunPaths, TrainConfig
+    from aubench.train.trainer import train_fold
+
+    store = AlignedStore.open(make_store(tmp_path / "store", subjects=3, frames=8))
+    labels = {sequence.subject: store.labels(sequence.key) for sequence in store.sequences}
+    fold, rates = read_fold(build_fold_table("synthau", store.aus, labels, seed=0), 1)
+    baseline = RunPaths(tmp_path / "base.pt", tmp_path / "base.npz", tmp_path / "base_live")
+    train_fold(get_method("baseline"), BaselineConfig(), OptimConfig(), TrainConfig(input_size=32, epochs=1, batch_size=8),
+               store, fold, rates, baseline)
+    computed = {}
+    for epochs, augment in ((1, False), (3, False), (1, True)):
+        paths = RunPaths(tmp_path / f"stf{epochs}{augment}.pt", tmp_path / f"stf{epochs}{augment}.npz",
+                         tmp_path / f"live{epochs}{augment}", upstream={"backbone": baseline.checkpoint})
+        model = train_fold(get_method("stf"), STFConfig(clip_length=4, d=8, init_from="baseline", train_backbone=False),
+                           OptimConfig(),
+                           TrainConfig(input_size=32, epochs=epochs, batch_size=8, augment=augment), store, fold,
+                           rates, paths)
+        memo = model.backbone.trunk.memo
+        computed[epochs, augment] = memo and (memo.computed, len(memo.outputs))
+    frames = sum(len(store.labels(sequence.key)) for sequence in store.sequences)
+    # every frame (training and test) through the backbone at most once, however many epochs
+    assert computed[1, False][0] == computed[1, False][1] and computed[3, False][0] == computed[3, False][1]
+    assert 0 < computed[1, False][0] <= computed[3, False][0] <= frames
+    assert computed[1, True] is None  # augmented frames do not recur: no memo

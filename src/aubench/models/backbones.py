@@ -8,6 +8,8 @@ finished checkpoint (e.g. the same fold's baseline).
 from __future__ import annotations
 
 import contextlib
+import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -57,11 +59,45 @@ def _cached_imagenet_weights(name: str) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+class FeatureMemo:
+    """A frozen trunk's outputs per input frame, keyed by the frame's bytes: un-augmented training frames recur
+    every epoch, and a fixed backbone maps them to the same features, so each is computed once per run.
+
+    Frames it has not seen are computed in chunks of a fixed size (the last one padded): a convolution's result
+    depends on its batch size in the last bits but not on the other frames in the batch, so a frame's
+    features are the same whatever batch first brought it, and a resumed run (whose memo starts empty) sees
+    exactly what an uninterrupted one saw.
+    """
+
+    chunk = 16
+
+    def __init__(self) -> None:
+        self.outputs: dict[bytes, tuple[torch.Tensor, ...]] = {}
+        self.computed = 0
+
+    def __call__(self, frames: torch.Tensor, compute: Callable[[torch.Tensor], list[torch.Tensor]]
+                 ) -> list[torch.Tensor]:
+        """`compute(frames)`'s outputs (each (F, ...)), from the memo where a frame was seen before."""
+        keys = [hashlib.blake2b(frame.cpu().numpy().tobytes(), digest_size=16).digest() for frame in frames]
+        first = {key: index for index, key in reversed(list(enumerate(keys)))}
+        missing = [key for key in first if key not in self.outputs]
+        for start in range(0, len(missing), self.chunk):
+            batch = missing[start:start + self.chunk]
+            chunk = frames[[first[key] for key in batch]]
+            padding = chunk[-1:].expand(self.chunk - len(batch), *chunk.shape[1:])
+            outputs = compute(torch.cat([chunk, padding]))
+            for row, key in enumerate(batch):
+                self.outputs[key] = tuple(output[row] for output in outputs)
+        self.computed += len(missing)
+        return [torch.stack(parts) for parts in zip(*(self.outputs[key] for key in keys))]
+
+
 class ResNetTrunk(nn.Module):
     """ResNet stem and stages 1–4: images (B, 3, H, W) → feature maps (B, C, H/32, W/32).
 
     `frozen`: a fixed feature extractor — no gradients, BatchNorm statistics kept (always in eval mode),
-    and no activations stored for a backward pass.
+    and no activations stored for a backward pass. A frozen trunk given a `memo` (`memoise_frozen_trunks`)
+    computes each distinct frame once.
     """
 
     def __init__(self, resnet: nn.Module, frozen: bool = False) -> None:
@@ -70,14 +106,30 @@ class ResNetTrunk(nn.Module):
         self.stages = nn.Sequential(resnet.layer1, resnet.layer2, resnet.layer3, resnet.layer4)
         self.out_channels = resnet.fc.in_features
         self.frozen = frozen
+        self.memo: FeatureMemo | None = None
         self.requires_grad_(not frozen)
+        self.train()  # a frozen trunk is in eval mode from the start (its BatchNorm statistics fixed)
 
     def train(self, mode: bool = True) -> "ResNetTrunk":
         return super().train(mode and not self.frozen)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.memoised(images, lambda frames: [self.stages(self.stem(frames))])[0]
+
+    def memoised(self, images: torch.Tensor, compute: Callable[[torch.Tensor], list[torch.Tensor]]
+                 ) -> list[torch.Tensor]:
+        """`compute(images)` (this trunk's outputs of any kind), through the memo when it has one."""
         with torch.no_grad() if self.frozen else contextlib.nullcontext():
-            return self.stages(self.stem(images))
+            return compute(images) if self.memo is None else self.memo(images, compute)
+
+
+def memoise_frozen_trunks(model: nn.Module) -> int:
+    """Give every frozen ResNet trunk of `model` a fresh `FeatureMemo`; returns how many got one. Only for
+    inputs that recur (training without augmentation): otherwise the memo holds every frame for nothing."""
+    trunks = [module for module in model.modules() if isinstance(module, ResNetTrunk) and module.frozen]
+    for trunk in trunks:
+        trunk.memo = FeatureMemo()
+    return len(trunks)
 
 
 def load_trunk(model: nn.Module, checkpoint: Path) -> None:

@@ -287,12 +287,15 @@ class TappedResNet(nn.Module):
         self.channels = tuple(width * expansion for width in (64, 128, 256, 512))
 
     def forward(self, frames: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.trunk.frozen):
-            x, taps = self.trunk.stem(frames), []
-            for stage in self.trunk.stages:
-                x = stage(x)
-                taps.append(x)
+        taps = self.trunk.memoised(frames, self._taps)
         return taps, taps[-1]
+
+    def _taps(self, frames: torch.Tensor) -> list[torch.Tensor]:
+        x, taps = self.trunk.stem(frames), []
+        for stage in self.trunk.stages:
+            x = stage(x)
+            taps.append(x)
+        return taps
 
 
 class TappedSwin(nn.Module):

@@ -12,13 +12,15 @@ the run depends on:
 - a top-level key the method declares (`Method.top_level`, e.g. STF's `k` → `srm_top_k`);
 - a mapping such as `variants.stf_A5_wo_trm`: overrides of the method's section (dotted keys reach into
   subsections, `optim.lr: 0.01`).
+A method's section may hold a `train` subsection: engine settings (the `train` section's keys) that its runs
+override, e.g. `train.augment: false` for a head on a fixed backbone (`profiles.cpu.stf`).
 A run's checkpoint, predictions and DVCLive log live under its name.
 """
 from __future__ import annotations
 
 import copy
 import importlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +60,7 @@ class Run:
     method: Method
     method_config: Any
     optim: OptimConfig
+    train_overrides: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -88,8 +91,9 @@ class Run:
         return section(EvaluateConfig, params, "evaluate").folds
 
     def train_config(self, params: dict[str, Any]) -> TrainConfig:
-        """The engine settings of this run (ablation runs take `ablate.epochs`)."""
-        config = section(TrainConfig, params, "train")
+        """The engine settings of this run: the `train` section, the method section's `train` overrides, and
+        `ablate.epochs` for an ablation run."""
+        config = replace(section(TrainConfig, params, "train"), **self.train_overrides)
         if self.spec.group in ABLATION_GROUPS:
             epochs = section(AblateConfig, params, "ablate").epochs
             config = replace(config, epochs=epochs or config.epochs)
@@ -143,14 +147,19 @@ def run_specs(params: dict[str, Any]) -> dict[str, RunSpec]:
 
 
 def method_configs(params: dict[str, Any], name: str, overrides: dict[str, Any] | None = None
-                   ) -> tuple[Method, Any, OptimConfig]:
-    """The method called `name`, its typed params section (with `overrides`) and its `optim` subsection."""
+                   ) -> tuple[Method, Any, OptimConfig, dict[str, Any]]:
+    """The method called `name`, its typed params section (with `overrides`), its `optim` subsection and its
+    `train` subsection (engine settings its runs override)."""
     method = get_method(name)
     patched = copy.deepcopy(params.get(name) or {})
     for dotted, value in (overrides or {}).items():
         set_dotted(patched, dotted, value, f"{name}")
     optim = from_mapping(OptimConfig, patched.pop("optim", {}), f"{name}.optim")
-    return method, from_mapping(method.config_type, patched, name), optim
+    train = patched.pop("train", None) or {}
+    unknown = set(train) - {item.name for item in fields(TrainConfig)}
+    if unknown:
+        raise ConfigError(f"{name}.train: unknown key(s) {sorted(unknown)}; valid keys are the `train` section's")
+    return method, from_mapping(method.config_type, patched, name), optim, train
 
 
 def run_overrides(params: dict[str, Any], spec: RunSpec, method: Method) -> dict[str, Any]:
@@ -177,8 +186,8 @@ def resolve_run(params: dict[str, Any], name: str, overrides: dict[str, Any] | N
     spec = specs[name]
     method = get_method(spec.method)
     changes = {**run_overrides(params, spec, method), **(overrides or {})}
-    _, method_config, optim = method_configs(params, spec.method, changes)
-    return Run(spec, method, method_config, optim)
+    _, method_config, optim, train = method_configs(params, spec.method, changes)
+    return Run(spec, method, method_config, optim, train)
 
 
 def parse_assignments(assignments: list[str]) -> dict[str, Any]:

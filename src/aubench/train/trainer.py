@@ -30,6 +30,7 @@ from aubench.data.folds import Fold
 from aubench.data.samples import normalise
 from aubench.errors import ConfigError, ModelError
 from aubench.eval.metrics import score_fold
+from aubench.models.backbones import memoise_frozen_trunks
 from aubench.models.registry import Method
 from aubench.seeding import rng, seed_everything
 from aubench.train import distributed
@@ -80,6 +81,8 @@ class FoldTrainer:
                                         self.topology.rank, config.seed, config.epoch_fraction)
         self.model = method.build_model(method_config, len(store.aus))
         self._load_upstream()
+        if not config.augment and self.device.type == "cpu":  # a fixed trunk's frames recur every epoch; on a GPU
+            memoise_frozen_trunks(self.model)                  # the per-frame passes would cost more than they save
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.model.to(self.device, memory_format=self.memory_format)
         self.loss_fn = method.build_loss(method_config, au_rates).to(self.device)
