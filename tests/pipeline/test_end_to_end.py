@@ -199,3 +199,15 @@ def test_deploy_model_runs_through_the_installed_command(project, tmp_path):
     assert "not AU measurements" in result.stderr  # a SynthAU model says what it is
     lines = (tmp_path / "T1.csv").read_text().splitlines()
     assert len(lines) == 1 + 40 and lines[0].startswith("frame,timestamp,face_id,success,confidence")
+
+
+def test_a_forced_rerun_of_a_finished_pretraining_keeps_its_weights_and_log(project):
+    """DVC clears a stage's outputs before running it: the finished checkpoint and its DVCLive log persist, so
+    the stage finds the run done, trains nothing, and succeeds."""
+    checkpoint = project / "models" / "pretrain" / "pool" / "checkpoint.pt"
+    log = project / "dvclive" / "pretrain" / "pretrain" / "metrics.json"
+    weights, logged = checkpoint.read_bytes(), log.read_text()
+    result = dvc(project, "repro", "--force", "--single-item", "pretrain@run0")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "finished already" in result.stdout + result.stderr
+    assert checkpoint.read_bytes() == weights and log.read_text() == logged
