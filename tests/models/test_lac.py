@@ -466,7 +466,7 @@ def test_params_section_holds_the_papers_values_and_every_table_row_has_its_swit
     assert config == LACConfig()
     assert (optim.optimizer, optim.lr, optim.weight_decay, optim.schedule, optim.epochs, optim.batch_size) == (
         "adamw", 0.0001, 0.0005, "cosine", 200, 8)
-    variants = {name: overrides for name, overrides in params["variants"].items() if name.startswith("lac_")}
+    variants = {f"lac_{row}": overrides for row, overrides in params["variants"]["lac"].items()}
     assert len(variants) == 7 + 6 + 6 + 3
     for table, columns in load_paper("lac")["ours"].items():
         for column, entry in columns.items():

@@ -29,10 +29,10 @@ TINY = {
                          "mdhr": {"feat_dim": 16, "clip_length": 4, "mfd.k": 2},
                          "lac": {"model.st_dim": 16, "sampler.window_t": 4, "sampler.n_sep": 4}}},
     "stf": {"clip_length": 4, "d": 32},
-    "runs": {"ablation": [{"name": "stf_K1", "method": "stf", "upstream": "baseline", "key": "variants.stf_K1"}],
+    "runs": {"ablation": {"stf": ["K1"], "mdhr": ["T3_5"], "lac": ["T4_6"]},  # a row each, in its method's stage
              "pretrain": [{"name": "pretrain", "method": "mcsfau_pretrain", "key": "mcsfau_pretrain"}],
              "ablation_from_pretrain": [{"name": "mcsfau_full", "method": "mcsfau", "upstream": "pretrain",
-                                         "key": "variants.mcsfau_full"}]},
+                                         "key": "variants.mcsfau.full"}]},
     "efficiency": {"paper_input_size": 64, "measure_frames": 4, "measure_steps": 1},
 }
 BASELINE = {"train-pretrained@run0"}  # one stage per run: it trains every fold
@@ -153,7 +153,7 @@ def test_paper_profile_retrains_every_run_with_the_papers_schedules(project, par
     params["profile"] = "paper"
     params_restored.write_text(yaml.safe_dump(params, sort_keys=False))
     changed = set(json.loads(dvc(project, "status", "--json").stdout))
-    assert BASELINE | STF | {"ablate@run0", "align"} <= changed  # align: the paper's 256² crops
+    assert BASELINE | STF | {"ablate-pretrained@run0", "align"} <= changed  # align: the paper's 256² crops
     assert not changed & {"synthesize", "landmarks"}
     shown = subprocess.run([sys.executable, "stages/train.py", "stf", "--print-config"], cwd=project,
                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(project / "src")})
@@ -164,6 +164,18 @@ def test_paper_profile_retrains_every_run_with_the_papers_schedules(project, par
         "sgd", 0.01, "cosine_periodic")
     assert config["train"]["input_size"] == 224 and config["train"]["epochs"] is None
     assert config["folds"] == [1, 2, 3]  # one stage trains every evaluation fold
+
+
+def test_a_main_runs_stage_trains_its_ablation_rows_into_its_folders(project):
+    """`runs.ablation` rows train in their main run's stage (no stage of their own), on `ablate.folds`."""
+    for main, row in (("stf", "stf_K1"), ("mdhr", "mdhr_T3_5"), ("lac", "lac_T4_6")):
+        assert (project / "models" / main / "ablations" / row / "fold1" / "checkpoint.pt").is_file()
+        assert (project / "predictions" / main / "ablations" / row / "fold1.npz").is_file()
+        assert set(json.loads((project / "metrics" / "ablations" / main / f"{row}.json").read_text())["folds"]) == {
+            "fold1"}
+        assert not (project / "models" / row).exists()
+    stages = dvc(project, "stage", "list", "--name-only").stdout.split()
+    assert "train-from@run0" in stages and not [stage for stage in stages if stage.startswith("ablate@")]
 
 
 def test_report_lists_every_run_with_statistics(project):

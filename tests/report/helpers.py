@@ -12,7 +12,7 @@ import numpy as np
 SYNTH = "SynthAU (BP4D layout, synthetic)"
 BP4D_AUS = [1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24]
 
-#: The `variants` section of params.yaml: every STF ablation row's overrides.
+#: Every STF ablation row's overrides by run name (params.yaml's `variants.stf`, whose rows drop the `stf_`).
 VARIANTS = {
     "stf_A1_baseline": {"use_trm": False, "use_srm": False, "use_sff": False},
     "stf_A2_trm_only": {"use_srm": False, "use_sff": False},
@@ -35,13 +35,14 @@ DEFAULT_ABLATION = ("stf_A1_baseline", "stf_A5_wo_trm", "stf_A6_wo_srm", "stf_A7
 def make_params(ablation: Iterable[str] = DEFAULT_ABLATION, k: int = 3, main: bool = True,
                 ablate_folds: list[int] = (1,), ablate_epochs: int | None = 3, train_epochs: int | None = 6,
                 variants: dict | None = None, profile: str = "cpu", stf: dict | None = None) -> dict:
-    """Params with a baseline, the main STF run `stf` (SRM Top-K = `k`) when `main`, and `ablation` runs."""
+    """Params with a baseline, the main STF run `stf` (SRM Top-K = `k`) and its `ablation` rows (run names) when
+    `main`; `variants` by run name."""
     runs = {"scratch": [{"name": "baseline", "method": "baseline", "key": "baseline"}],
             "from_upstream": [{"name": "stf", "method": "stf", "upstream": "baseline", "key": "k"}] if main else [],
-            "ablation": [{"name": name, "method": "stf", "upstream": "baseline", "key": f"variants.{name}"}
-                         for name in ablation]}
+            "ablation": {"stf": [name.removeprefix("stf_") for name in ablation]} if main else {}}
+    rows = {name.removeprefix("stf_"): value for name, value in (VARIANTS if variants is None else variants).items()}
     return {"profile": profile, "k": k, "methods": ["baseline", "stf"] if main else ["baseline"], "runs": runs,
-            "variants": VARIANTS if variants is None else variants,
+            "variants": {"stf": rows},
             "ablate": {"folds": list(ablate_folds), "epochs": ablate_epochs},
             "train": {"epochs": train_epochs}, "evaluate": {"folds": [1, 2, 3]},
             "baseline": {}, "stf": {"clip_length": 16, **(stf or {})}}
@@ -78,11 +79,12 @@ def full_metrics(run: str, level: float = 0.5, folds: int = 3, dataset: str = SY
                               for au in BP4D_AUS}, dataset=dataset)
 
 
-def write_results(metrics_dir: Path, main: Iterable[str] = (), ablation: Iterable[str] = ()) -> None:
-    """metrics_dir/<run>.json for main runs and metrics_dir/ablations/<run>.json for ablation runs."""
+def write_results(metrics_dir: Path, main: Iterable[str] = (), ablation: Iterable[str] = (), parent: str = "stf") -> None:
+    """metrics_dir/<run>.json for main runs and metrics_dir/ablations/<parent>/<run>.json for the ablation rows
+    of the main run `parent`."""
     for name in main:
         (metrics_dir / f"{name}.json").parent.mkdir(parents=True, exist_ok=True)
         (metrics_dir / f"{name}.json").write_text(json.dumps(full_metrics(name)))
     for name in ablation:
-        (metrics_dir / "ablations").mkdir(parents=True, exist_ok=True)
-        (metrics_dir / "ablations" / f"{name}.json").write_text(json.dumps(full_metrics(name, folds=1)))
+        (metrics_dir / "ablations" / parent).mkdir(parents=True, exist_ok=True)
+        (metrics_dir / "ablations" / parent / f"{name}.json").write_text(json.dumps(full_metrics(name, folds=1)))

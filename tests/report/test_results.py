@@ -144,10 +144,10 @@ def test_an_ablation_row_is_tested_against_the_main_run_on_its_own_folds(workspa
     """`report.full_models.stf: stf` (a main run on 3 folds) is the reference of an ablation run on fold 1:
     the paired test uses the main run's fold-1 predictions only."""
     store = AlignedStore.open(workspace.store)
-    ablation = workspace.predictions / "stf_A5_wo_trm"
+    ablation = workspace.predictions / "stf" / "ablations" / "stf_A5_wo_trm"  # a row of the main run `stf`
     save_predictions(ablation / "fold1.npz", _predictions(store, FOLDS[1], 0.9, 7))
     metrics, _ = evaluate_method("stf", ablation, store.root, EvaluateConfig(folds=(1,)), curve=False)
-    write_json(workspace.metrics / "ablations" / "stf_A5_wo_trm.json", metrics)
+    write_json(workspace.metrics / "ablations" / "stf" / "stf_A5_wo_trm.json", metrics)
     write_results_report(_params(full_models={"stf": "stf"}), workspace)
     summary = read_json(workspace.summary)
     main_fold1 = read_json(workspace.metrics / "stf.json")["folds"]["fold1"]["mean_f1"]

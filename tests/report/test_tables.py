@@ -121,7 +121,7 @@ def test_a_shared_run_stands_in_only_when_the_rows_own_run_is_not_run_and_it_fit
 
 def test_a_run_whose_overrides_disagree_with_its_row_is_a_config_error():
     params = make_params(variants={"stf_A5_wo_trm": {"use_srm": False}}, ablation=["stf_A5_wo_trm"])
-    with pytest.raises(ConfigError, match=r"variants.stf_A5_wo_trm: run 'stf_A5_wo_trm' fills row A5, which needs "
+    with pytest.raises(ConfigError, match=r"variants.stf.A5_wo_trm: run 'stf_A5_wo_trm' fills row A5, which needs "
                                           r"use_trm=False.*resolves to use_trm=True, use_srm=False"):
         fill_row(params, {"run": "stf_A5_wo_trm", "switches": {"use_trm": False, "use_srm": True}}, "row A5")
     with pytest.raises(ConfigError, match="use_grm"):
@@ -160,11 +160,11 @@ def test_metrics_paths_follow_the_run_group_and_a_missing_file_names_its_stage(t
     assert sorted(runs) == sorted(["stf", "stf_A1_baseline", "stf_A5_wo_trm", "stf_A6_wo_srm", "stf_A7_wo_sff",
                                    "stf_A8_full"])
     assert run_metrics_path(runs["stf"], tmp_path) == (tmp_path / "stf.json", "the stage that trains stf")
-    assert run_metrics_path(runs["stf_A8_full"], tmp_path) == (tmp_path / "ablations/stf_A8_full.json",
-                                                               "the stage that trains stf_A8_full")
+    assert run_metrics_path(runs["stf_A8_full"], tmp_path) == (tmp_path / "ablations/stf/stf_A8_full.json",
+                                                               "the stage that trains stf")
     write_results(tmp_path, main=["stf"], ablation=["stf_A1_baseline"])
     assert set(load_results([runs["stf"], runs["stf_A1_baseline"]], tmp_path)) == {"stf", "stf_A1_baseline"}
-    with pytest.raises(DataError, match=r"stf_A8_full\.json: metrics are missing.*trains stf_A8_full"):
+    with pytest.raises(DataError, match=r"stf/stf_A8_full\.json: metrics are missing.*trains stf\b"):
         load_results([runs["stf_A8_full"]], tmp_path)
     # a main run not listed in `methods` is not scored, so its metrics are not expected
     assert "stf" not in scored_runs({**params, "methods": ["baseline"]}, "stf")

@@ -2,7 +2,8 @@
 import pytest
 
 from aubench.errors import ConfigError
-from aubench.train.runs import parse_assignments, resolve_run, run_specs
+from aubench.eval.report import metrics_file
+from aubench.train.runs import ablation_rows, parse_assignments, resolve_run, run_specs
 
 PARAMS = {
     "k": 4,
@@ -11,11 +12,9 @@ PARAMS = {
     "train": {"epochs": 5},
     "runs": {"scratch": [{"name": "baseline", "method": "baseline", "key": "baseline"}],
              "from_upstream": [{"name": "stf", "method": "stf", "key": "k", "upstream": "baseline"}],
-             "ablation": [{"name": "stf_A1_baseline", "method": "stf", "key": "variants.stf_A1_baseline",
-                           "upstream": "baseline"},
-                          {"name": "stf_K5", "method": "stf", "key": "variants.stf_K5", "upstream": "baseline"}]},
-    "variants": {"stf_A1_baseline": {"use_srm": False, "use_trm": False, "use_sff": False},
-                 "stf_K5": {"srm_top_k": 5, "optim.lr": 0.02}},
+             "ablation": {"stf": ["A1_baseline", "K5"]}},
+    "variants": {"stf": {"A1_baseline": {"use_srm": False, "use_trm": False, "use_sff": False},
+                         "K5": {"srm_top_k": 5, "optim.lr": 0.02}}},
 }
 
 
@@ -35,7 +34,7 @@ def test_variant_applies_its_overrides_on_the_method_section_and_the_ablation_pr
     assert not (run.method_config.use_srm or run.method_config.use_trm or run.method_config.use_sff)
     assert run.method_config.srm_top_k == 3  # variants do not read `k`
     assert run.optim.lr == 0.01 and run.train_config(PARAMS).epochs == 2
-    assert run.paths(1).checkpoint.as_posix() == "models/stf_A1_baseline/fold1/checkpoint.pt"
+    assert run.spec.key == "variants.stf.A1_baseline" and run.spec.upstream == "baseline"
     k5 = resolve_run(PARAMS, "stf_K5")
     assert k5.method_config.srm_top_k == 5 and k5.optim.lr == 0.02
 
@@ -47,8 +46,8 @@ def test_unknown_run_key_or_assignment_is_an_error():
         resolve_run(PARAMS, "stf", overrides={"srm_topk": 2})
     with pytest.raises(ConfigError, match="expected key=value"):
         parse_assignments(["srm_top_k"])
-    missing = {**PARAMS, "variants": {}}
-    with pytest.raises(ConfigError, match="names key 'variants.stf_K5'"):
+    missing = {**PARAMS, "variants": {"stf": {}}}
+    with pytest.raises(ConfigError, match="names key 'variants.stf.K5'"):
         resolve_run(missing, "stf_K5")
 
 
@@ -61,6 +60,27 @@ def test_run_entries_are_checked():
         run_specs(twice)
     with pytest.raises(ConfigError, match="unknown group"):
         run_specs({"runs": {"main": []}})
+
+
+def test_ablation_rows_belong_to_a_from_upstream_run_and_live_in_its_folders():
+    """A row is trained in its main run's stage (dvc.yaml lists one folder per stage), so its outputs are under
+    the main run's; it takes the main run's method and upstream; it cannot be another run's upstream."""
+    row = resolve_run(PARAMS, "stf_K5")
+    assert row.spec.parent == "stf" and ablation_rows(PARAMS, "stf") == ["stf_A1_baseline", "stf_K5"]
+    assert ablation_rows(PARAMS, "baseline") == []
+    paths = row.paths(1)
+    assert paths.checkpoint.as_posix() == "models/stf/ablations/stf_K5/fold1/checkpoint.pt"
+    assert paths.predictions.as_posix() == "predictions/stf/ablations/stf_K5/fold1.npz"
+    assert paths.live_dir.as_posix() == "dvclive/train/stf/ablations/stf_K5/fold1"
+    assert metrics_file(row.name, True, parent=row.spec.parent).as_posix() == "metrics/ablations/stf/stf_K5.json"
+    assert metrics_file("mcsfau_full", True).as_posix() == "metrics/ablations/mcsfau_full.json"
+    with pytest.raises(ConfigError, match="belong to a run of runs.from_upstream, which 'baseline' is not"):
+        run_specs({**PARAMS, "runs": {**PARAMS["runs"], "ablation": {"baseline": ["K5"]}}})
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        run_specs({**PARAMS, "runs": {**PARAMS["runs"], "ablation": ["K5"]}})
+    from_row = [*PARAMS["runs"]["from_upstream"], {"name": "x", "method": "stf", "key": "k", "upstream": "stf_K5"}]
+    with pytest.raises(ConfigError, match="starts from the ablation row 'stf_K5'"):
+        run_specs({**PARAMS, "runs": {**PARAMS["runs"], "from_upstream": from_row}})
 
 
 def test_a_run_initialised_from_another_reads_that_runs_checkpoint_on_the_same_fold():

@@ -18,6 +18,7 @@ from aubench.align.store import AlignedStore
 from aubench.data.folds import build_fold_table
 from aubench.errors import ConfigError
 from aubench.io import write_json
+from aubench.train import folds as folds_module
 from aubench.train.folds import fold_processes, start_method
 from tests.conftest import make_store
 
@@ -287,6 +288,22 @@ def test_folds_run_one_after_another_under_torchrun_or_on_a_gpu(monkeypatch):
     assert fold_processes(on_gpu, "baseline", {}, 3) == 1
     with pytest.raises(ConfigError, match="fold_processes"):
         fold_processes({**params, "train": {"fold_processes": 0}}, "baseline", {}, 3)
+
+
+def test_a_stage_trains_its_runs_folds_then_its_ablation_rows_folds(monkeypatch):
+    """`train_folds` takes every run of a stage (a main run and its `runs.ablation` rows): each run's folds, with
+    the configuration saved beside each; the main run's settings decide how many train at once."""
+    calls = []
+    monkeypatch.setattr(folds_module, "train_one_fold", lambda params, name, overrides, number, store, folds, resolved:
+                        calls.append((name, number, overrides, resolved["run"])))
+    params = {"train": {"fold_processes": 1}, "runs": {
+        "scratch": [{"name": "baseline", "method": "baseline", "key": "baseline"}],
+        "from_upstream": [{"name": "stf", "method": "stf", "upstream": "baseline", "key": "stf"}],
+        "ablation": {"stf": ["K5"]}}, "variants": {"stf": {"K5": {"srm_top_k": 5}}}}
+    folds_module.train_folds(params, {"stf": (1, 2, 3), "stf_K5": (1,)}, {"d": 16}, Path("store"), Path("folds.json"),
+                             {"stf": {"run": "stf"}, "stf_K5": {"run": "stf_K5"}})
+    assert calls == [("stf", 1, {"d": 16}, "stf"), ("stf", 2, {"d": 16}, "stf"), ("stf", 3, {"d": 16}, "stf"),
+                     ("stf_K5", 1, {"d": 16}, "stf_K5")]
 
 
 def test_fold_processes_of_one_thread_are_forked_others_spawned():

@@ -42,9 +42,12 @@ def evaluate_method(method: str, predictions_dir: Path, store_dir: Path, config:
     return result, f1_threshold_curve(folds, THRESHOLDS) if curve else []
 
 
-def metrics_file(run: str, ablation: bool, metrics_dir: Path = Path("metrics")) -> Path:
-    """Where a run's scores go: `<run>.json`, or `ablations/<run>.json` for an ablation run."""
-    return Path(metrics_dir) / "ablations" / f"{run}.json" if ablation else Path(metrics_dir) / f"{run}.json"
+def metrics_file(run: str, ablation: bool, metrics_dir: Path = Path("metrics"), parent: str | None = None) -> Path:
+    """Where a run's scores go: `<run>.json`; for an ablation run `ablations/<run>.json`, or
+    `ablations/<parent>/<run>.json` for a row trained in its main run's stage (`runs.ablation`)."""
+    if not ablation:
+        return Path(metrics_dir) / f"{run}.json"
+    return Path(metrics_dir) / "ablations" / (parent or "") / f"{run}.json"
 
 
 def dataset_label(store: AlignedStore) -> str:

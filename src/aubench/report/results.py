@@ -1,9 +1,9 @@
 """The results report: every run that has metrics, side by side, with subject-level intervals and paired tests.
 
 Runs are found by their metrics files, not by a list: every `metrics/<run>.json` written by the evaluate
-stage (it names its `method` and `folds`) is a main run, every `metrics/ablations/<run>.json` an ablation
-run, so a new method appears here as soon as its metrics exist. For each run the report reads its saved
-per-frame predictions (`predictions/<run>/fold<k>.npz`) and computes, with `aubench.eval.statistics`, the
+stage (it names its `method` and `folds`) is a main run, every `metrics/ablations/[<main run>/]<run>.json`
+an ablation run, so a new method appears here as soon as its metrics exist. For each run the report reads its
+saved per-frame predictions (`predictions/<run>/fold<k>.npz`; a main run's ablation rows under its folder) and computes, with `aubench.eval.statistics`, the
 95 % interval of its mean F1 by resampling test subjects within each fold, and a paired test against its
 reference on the same frames: each main run against `report.baseline`, each ablation run against its
 method's full model (`report.full_models`). A run without predictions is listed without them.
@@ -74,7 +74,7 @@ def find_runs(metrics_dir: Path) -> dict[str, tuple[str, Path]]:
         data = read_json(path)
         if isinstance(data, dict) and "method" in data and "folds" in data:
             found[path.stem] = ("main", path)
-    for path in sorted((Path(metrics_dir) / "ablations").glob("*.json")):
+    for path in sorted((Path(metrics_dir) / "ablations").rglob("*.json")):  # rows of a main run: in its folder
         found[path.stem] = ("ablation", path)
     return found
 
@@ -87,7 +87,8 @@ def load_run(params: Mapping[str, Any], name: str, group: str, metrics_path: Pat
     method = specs[name].method if name in specs else str(metrics.get("method", name))
     protocol = _protocol(params, name) if name in specs else "not in params `runs`: protocol not recorded"
     folds = [int(fold.removeprefix("fold")) for fold in sorted(metrics.get("folds") or {})]
-    paths = {fold: Path(predictions_dir) / name / f"fold{fold}.npz" for fold in folds}
+    folder = specs[name].folder if name in specs else Path(name)
+    paths = {fold: Path(predictions_dir) / folder / f"fold{fold}.npz" for fold in folds}
     if not folds or not all(path.is_file() for path in paths.values()):
         return RunResult(name, group, method, metrics, protocol)
     data = {fold: dict(np.load(path)) for fold, path in paths.items()}

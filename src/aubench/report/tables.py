@@ -578,10 +578,10 @@ def _config_value(config: Any, dotted: str) -> Any:
 
 
 def run_metrics_path(run: Run, metrics_dir: Path = Path("metrics")) -> tuple[Path, str]:
-    """Where a run's metrics live (main runs: <run>.json, ablation runs: ablations/<run>.json) and what
-    writes them (the run's own training stage, which evaluates it)."""
-    path = metrics_file(run.name, run.spec.group in ABLATION_GROUPS, metrics_dir)
-    return path, f"the stage that trains {run.name}"
+    """Where a run's metrics live (`metrics_file`) and what writes them (the training stage of the run, or of
+    the main run an ablation row belongs to, which evaluates it)."""
+    path = metrics_file(run.name, run.spec.group in ABLATION_GROUPS, metrics_dir, run.spec.parent)
+    return path, f"the stage that trains {run.spec.parent or run.name}"
 
 
 def scored_runs(params: Mapping[str, Any], method: str) -> dict[str, Run]:
@@ -599,7 +599,7 @@ def load_results(runs: Iterable[Run], metrics_dir: Path = Path("metrics")) -> di
 def ours_source(used: Iterable[OurRun]) -> str:
     """Where our side's numbers come from: the runs shown and their metrics files."""
     names = list(dict.fromkeys(ours.name for ours in used if ours.name))
-    return (f"runs {', '.join(names)}; metrics/<run>.json and metrics/ablations/<run>.json" if names
+    return (f"runs {', '.join(names)}; metrics/<run>.json and metrics/ablations/[<main run>/]<run>.json" if names
             else "no runs")
 
 

@@ -1,9 +1,11 @@
-"""A run's folds, trained one after another or several at once in separate processes.
+"""A stage's trainings (a run's folds, and its ablation rows' folds), one after another or several at once in
+separate processes.
 
 On a CPU, one small model's step scales poorly over threads (a ResNet-18 step on 48-px frames: 1.3× from one
 thread to two on the project's 2-core machine), while independent processes scale with the cores (2.0×), so
-`train.fold_processes` trains that many folds at once, each process with an equal share of the threads. Each
-fold's process resolves the run from the params again (a `Method` holds functions, which do not pickle) and
+`train.fold_processes` trains that many folds at once, each process with an equal share of the threads; a
+main run's ablation rows (`runs.ablation`) fill the same processes. Each fold's process resolves its run from
+the params again (a `Method` holds functions, which do not pickle) and
 writes exactly the files a sequential run writes; a fold's result depends on its thread count, not on which
 process trained it. Under torchrun, or on a GPU, folds always run one after another.
 
@@ -43,12 +45,13 @@ def train_one_fold(params: dict[str, Any], run_name: str, overrides: dict[str, A
                fold, au_rates, paths)
 
 
-def fold_processes(params: dict[str, Any], run_name: str, overrides: dict[str, Any], folds: int) -> int:
-    """How many folds to train at once: `train.fold_processes`, on a CPU outside torchrun only."""
+def fold_processes(params: dict[str, Any], run_name: str, overrides: dict[str, Any], jobs: int) -> int:
+    """How many of `jobs` trainings to run at once: the run's `train.fold_processes`, on a CPU outside
+    torchrun only."""
     config = resolve_run(params, run_name, overrides).train_config(params)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 or named_device(config.device).type != "cpu":
         return 1
-    return max(1, min(config.fold_processes, folds))
+    return max(1, min(config.fold_processes, jobs))
 
 
 def start_method(threads: int) -> str:
@@ -61,11 +64,13 @@ def _start_worker(threads: int) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 
-def train_folds(params: dict[str, Any], run_name: str, overrides: dict[str, Any], folds: tuple[int, ...],
-                store_dir: Path, folds_file: Path, resolved: dict[str, Any]) -> None:
-    """Train every fold in `folds` (see the module docstring for when they run at once)."""
-    jobs = [(params, run_name, overrides, number, store_dir, folds_file, resolved) for number in folds]
-    processes = fold_processes(params, run_name, overrides, len(folds))
+def train_folds(params: dict[str, Any], folds: dict[str, tuple[int, ...]], overrides: dict[str, Any],
+                store_dir: Path, folds_file: Path, resolved: dict[str, dict[str, Any]]) -> None:
+    """Train each run of `folds` (run name → its folds; the first run's settings decide how many train at
+    once, see the module docstring) with `overrides`, saving `resolved[run]` beside each checkpoint."""
+    jobs = [(params, name, overrides, number, store_dir, folds_file, resolved[name])
+            for name, numbers in folds.items() for number in numbers]
+    processes = fold_processes(params, next(iter(folds)), overrides, len(jobs))
     if processes == 1:
         for job in jobs:
             train_one_fold(*job)

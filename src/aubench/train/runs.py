@@ -3,15 +3,17 @@ from, and the protocol it follows — resolved into typed configs and paths.
 
 Runs are listed in the `runs` params section, by the dependency shape that dvc.yaml trains them with:
 `scratch` (no upstream run), `from_upstream` (starts from another run's finished checkpoint on the same
-fold), `ablation` (like `from_upstream`, on `ablate.folds` for `ablate.epochs`), `pretrain` (learns a
-backbone from the unlabeled face pool, once for all folds), and `from_pretrain` / `ablation_from_pretrain`
-(start from a `pretrain` run's backbone, on the evaluation / ablation folds). Each entry is
-`{name, method, key, upstream?}`; `key` names the one params key, besides the method's section, that
+fold), `pretrain` (learns a backbone from the unlabeled face pool, once for all folds), and `from_pretrain` /
+`ablation_from_pretrain` (start from a `pretrain` run's backbone, on the evaluation / ablation folds). Each
+entry is `{name, method, key, upstream?}`; `key` names the one params key, besides the method's section, that
 the run depends on:
 - the method's own section name: the run is the method as its section says;
 - a top-level key the method declares (`Method.top_level`, e.g. STF's `k` → `srm_top_k`);
-- a mapping such as `variants.stf_A5_wo_trm`: overrides of the method's section (dotted keys reach into
+- a mapping such as `variants.stf.A5_wo_trm`: overrides of the method's section (dotted keys reach into
   subsections, `optim.lr: 0.01`).
+`ablation` maps a `from_upstream` run to its ablation rows, entries of `variants.<its method>`: row R of run M
+is the run `M_R` (same method and upstream, on `ablate.folds` for `ablate.epochs`), trained in M's stage, so
+its outputs live in M's folders (`models/M/ablations/M_R`, …).
 A method's section may hold a `train` subsection: engine settings (the `train` section's keys) that its runs
 override, e.g. `train.augment: false` for a head on a fixed backbone (`profiles.cpu.stf`).
 A run's checkpoint, predictions and DVCLive log live under its name.
@@ -50,6 +52,12 @@ class RunSpec:
     key: str
     group: str
     upstream: str | None = None
+    parent: str | None = None  # the main run whose stage trains this ablation row (runs.ablation)
+
+    @property
+    def folder(self) -> Path:
+        """Where the run's checkpoints, predictions and logs go under models/, predictions/, dvclive/train/."""
+        return Path(self.parent) / "ablations" / self.name if self.parent else Path(self.name)
 
 
 @dataclass(frozen=True)
@@ -81,8 +89,9 @@ class Run:
                                   f"but its entry names upstream {self.spec.upstream!r}; dvc.yaml tracks only "
                                   "the entry's upstream, so set `upstream` to the run it starts from")
             upstream[slot] = checkpoint_path(source, None if self.spec.group in FROM_PRETRAIN else fold)
-        return RunPaths(checkpoint_path(self.name, fold), Path("predictions") / self.name / f"fold{fold}.npz",
-                        Path("dvclive") / "train" / self.name / f"fold{fold}", upstream)
+        folder = self.spec.folder
+        return RunPaths(checkpoint_path(folder, fold), Path("predictions") / folder / f"fold{fold}.npz",
+                        Path("dvclive") / "train" / folder / f"fold{fold}", upstream)
 
     def folds(self, params: dict[str, Any]) -> tuple[int, ...]:
         """The folds this run trains on: `ablate.folds` for an ablation run, `evaluate.folds` otherwise."""
@@ -106,9 +115,10 @@ class Run:
                 "optim": to_dict(self.optim)}
 
 
-def checkpoint_path(run: str, fold: int | None) -> Path:
-    """A run's checkpoint on `fold`; fold None: a pretraining run's, shared by every fold."""
-    return Path("models") / run / (POOL if fold is None else f"fold{fold}") / "checkpoint.pt"
+def checkpoint_path(folder: str | Path, fold: int | None) -> Path:
+    """The checkpoint of the run in `folder` (`RunSpec.folder`, its name for a main run) on `fold`; fold None:
+    a pretraining run's, shared by every fold."""
+    return Path("models") / folder / (POOL if fold is None else f"fold{fold}") / "checkpoint.pt"
 
 
 def import_plugins(params: dict[str, Any]) -> None:
@@ -122,15 +132,17 @@ def import_plugins(params: dict[str, Any]) -> None:
 
 
 def run_specs(params: dict[str, Any]) -> dict[str, RunSpec]:
-    """Every run of the `runs` section by name."""
+    """Every run of the `runs` section by name, ablation rows (`runs.ablation`) after the runs they belong to."""
     runs = params.get("runs") or {}
     unknown = set(runs) - set(RUN_GROUPS)
     if unknown:
         raise ConfigError(f"runs: unknown group(s) {sorted(unknown)}; use {', '.join(RUN_GROUPS)}")
     specs: dict[str, RunSpec] = {}
     for group in RUN_GROUPS:
-        for index, entry in enumerate(runs.get(group) or ()):
-            spec = from_mapping(RunSpec, {**entry, "group": group}, f"runs.{group}[{index}]")
+        entries = _ablation_rows(runs.get(group), specs) if group == "ablation" else [
+            from_mapping(RunSpec, {**entry, "group": group}, f"runs.{group}[{index}]")
+            for index, entry in enumerate(runs.get(group) or ())]
+        for spec in entries:
             if spec.name in specs:
                 raise ConfigError(f"runs.{group}: run name {spec.name!r} is used twice")
             if (spec.upstream is None) != (group in NO_UPSTREAM):
@@ -138,12 +150,42 @@ def run_specs(params: dict[str, Any]) -> dict[str, RunSpec]:
                                   if group in NO_UPSTREAM else "needs an upstream run"))
             specs[spec.name] = spec
     for spec in specs.values():
-        source = specs.get(spec.upstream) if spec.upstream else None
-        if source is not None and (source.group == "pretrain") != (spec.group in FROM_PRETRAIN):
-            wanted = "from_pretrain or ablation_from_pretrain" if source.group == "pretrain" else "from_upstream or ablation"
-            raise ConfigError(f"runs.{spec.group}: run {spec.name!r} starts from {spec.upstream!r} "
-                              f"(a {source.group} run); list it under {wanted}")
+        _check_upstream(spec, specs.get(spec.upstream) if spec.upstream else None)
     return specs
+
+
+def _ablation_rows(rows: Any, specs: dict[str, RunSpec]) -> list[RunSpec]:
+    """`runs.ablation` ({main run: [row, …]}) as runs `<main>_<row>` keyed `variants.<method>.<row>`."""
+    if rows is not None and not isinstance(rows, dict):
+        raise ConfigError("runs.ablation: expected a mapping from a from_upstream run to its rows (variants of "
+                          "its method), e.g. `stf: [A5_wo_trm]`")
+    found = []
+    for main, names in (rows or {}).items():
+        parent = specs.get(main)
+        if parent is None or parent.group != "from_upstream":
+            raise ConfigError(f"runs.ablation.{main}: ablation rows belong to a run of runs.from_upstream, "
+                              f"which {main!r} is not")
+        found += [RunSpec(f"{main}_{row}", parent.method, f"variants.{parent.method}.{row}", "ablation",
+                          parent.upstream, main) for row in names or ()]
+    return found
+
+
+def _check_upstream(spec: RunSpec, source: RunSpec | None) -> None:
+    """An upstream run is a main run, of the kind the entry's group starts from."""
+    if source is None:
+        return
+    if source.parent is not None:
+        raise ConfigError(f"runs.{spec.group}: run {spec.name!r} starts from the ablation row {source.name!r}; "
+                          "start from a main run")
+    if (source.group == "pretrain") != (spec.group in FROM_PRETRAIN):
+        wanted = "from_pretrain or ablation_from_pretrain" if source.group == "pretrain" else "from_upstream"
+        raise ConfigError(f"runs.{spec.group}: run {spec.name!r} starts from {spec.upstream!r} "
+                          f"(a {source.group} run); list it under {wanted}")
+
+
+def ablation_rows(params: dict[str, Any], main: str) -> list[str]:
+    """The names of the ablation rows trained in the stage of the main run `main`."""
+    return [name for name, spec in run_specs(params).items() if spec.parent == main]
 
 
 def method_configs(params: dict[str, Any], name: str, overrides: dict[str, Any] | None = None

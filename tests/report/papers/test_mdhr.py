@@ -13,7 +13,7 @@ PARAMS = Path(__file__).resolve().parents[3] / "params.yaml"
 
 def test_tables_fill_each_column_with_its_run_and_the_full_model_on_fold_1(tmp_path):
     params = load_params(PARAMS)
-    write_results(tmp_path / "metrics", main=["mdhr"], ablation=["mdhr_T3_5", "mdhr_T3_6"])
+    write_results(tmp_path / "metrics", main=["mdhr"], ablation=["mdhr_T3_5", "mdhr_T3_6"], parent="mdhr")
     written = write_tables(params, tmp_path / "metrics", tmp_path / "tables")
     assert sorted(path.name for path in written if path.suffix == ".md") == [
         "mdhr_cost.md", "mdhr_table1.md", "mdhr_table3.md", "mdhr_table4.md", "mdhr_table5.md"]

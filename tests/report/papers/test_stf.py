@@ -118,7 +118,7 @@ def test_each_row_names_a_run_whose_switches_match_the_papers_row():
 
 
 def test_every_rows_own_run_is_defined_once_in_params_yaml():
-    """A row's own run is a `variants` entry of the shipped params (or a run of `runs`); in the shipped default
+    """A row's own run is an entry of the shipped params' `variants.stf` (or a run of `runs`); in the shipped default
     the main run trains for the ablation's epochs, so read on fold 1 it is the full model beside the variants:
     every ablation row is like for like (the same folds, epochs and profile)."""
     params = load_params(PARAMS_FILE)
@@ -126,7 +126,7 @@ def test_every_rows_own_run_is_defined_once_in_params_yaml():
     for table, entries in PAPER["ours"].items():
         for key, entry in entries.items():
             own = entry["run"] if isinstance(entry["run"], str) else entry["run"][0]
-            assert own in params["variants"] or own in specs, (table, key, own)
+            assert own.removeprefix("stf_") in params["variants"]["stf"] or own in specs, (table, key, own)
     ours = fill_tables(PAPER, params)  # every listed run resolves and fits its rows
     assert ours["table1"]["A8"].name == ours["table2"]["full"].name == ours["table4"]["K3"].name == "stf (fold 1)"
     schedules = {filled.protocol.schedule for filled in ours["table1"].values() if filled.run}
@@ -204,7 +204,7 @@ def test_a_main_run_with_another_top_k_is_marked_where_it_fills_a_full_model_row
 
 def test_a_variant_that_disagrees_with_its_paper_row_is_a_config_error():
     params = make_params(variants={**VARIANTS, "stf_A5_wo_trm": {"use_srm": False}})
-    with pytest.raises(ConfigError, match="variants.stf_A5_wo_trm: run 'stf_A5_wo_trm' fills STF table1 row A5"):
+    with pytest.raises(ConfigError, match="variants.stf.A5_wo_trm: run 'stf_A5_wo_trm' fills STF table1 row A5"):
         fill_tables(PAPER, params)
 
 
@@ -301,7 +301,7 @@ def test_write_tables_writes_the_stage_outputs_with_a_datasets_header(tmp_path):
 def test_write_tables_fails_naming_the_missing_metrics_and_their_stage(tmp_path):
     params = make_params()
     write_results(tmp_path / "metrics", main=["stf"], ablation=DEFAULT_ABLATION[:-1])
-    with pytest.raises(DataError, match=r"stf_A8_full\.json: metrics are missing.*trains stf_A8_full"):
+    with pytest.raises(DataError, match=r"ablations/stf/stf_A8_full\.json: metrics are missing.*trains stf\b"):
         write_tables(params, tmp_path / "metrics", tmp_path / "tables", tmp_path / "plots")
     write_results(tmp_path / "metrics", ablation=["stf_A8_full"])
     (tmp_path / "metrics/stf.json").unlink()

@@ -61,7 +61,7 @@ def write_tables(params: Mapping[str, Any], metrics_dir: Path = Path("metrics"),
     stf_k_curve.png, stf_k_curve.json) from params and the runs' metrics.
 
     Every STF run the pipeline scores (the ablation runs, and the runs of `methods`) must have its metrics
-    file (metrics/<run>.json, metrics/ablations/<run>.json); a missing one is a DataError naming the file and
+    file (`tables.run_metrics_path`); a missing one is a DataError naming the file and
     the stage that writes it. Returns the written paths.
     """
     paper = load_paper(METHOD)
