@@ -91,7 +91,7 @@ def test_paper_profile_gives_mdhr_its_paper_protocol():
     assert (optim.schedule, optim.min_lr_ratio, optim.warmup_epochs, optim.epochs, optim.batch_size) == (
         "cosine", 0.0, 0.0, 200, 8)
     t3_5 = resolve_run(params, "mdhr_T3_5").method_config
-    t4_sum = method_configs(params, "mdhr", params["variants"]["mdhr_T4_sum"])[1]  # a variant the default does not run
+    t4_sum = method_configs(params, "mdhr", params["variants"]["mdhr"]["T4_sum"])[1]  # a variant the default does not run
     assert (t3_5.mfd.enabled, t3_5.hsr.crm.enabled, t3_5.tcn.enabled, t3_5.hsr.aux) == (False, True, False, True)
     assert (t4_sum.mfd.fusion, t4_sum.hsr.aux, t4_sum.hsr.crm.enabled) == ("sum", False, False)
 
