@@ -3,11 +3,12 @@
 Runs are found by their metrics files, not by a list: every `metrics/<run>.json` written by the evaluate
 stage (it names its `method` and `folds`) is a main run, every `metrics/ablations/[<main run>/]<run>.json`
 an ablation run, so a new method appears here as soon as its metrics exist. For each run the report reads its
-saved per-frame predictions (`predictions/<run>/fold<k>.npz`; a main run's ablation rows under its folder) and computes, with `aubench.eval.statistics`, the
-95 % interval of its mean F1 by resampling test subjects within each fold, and a paired test against its
-reference on the same frames: each main run against `report.baseline`, each ablation run against its
-method's full model (`report.full_models`). A run without predictions is listed without them.
-Beside our numbers stand the papers' (`published` in `papers/<method>.yaml`), labelled with their dataset.
+saved per-frame predictions (`predictions/<run>/fold<k>.npz`; a main run's ablation rows under its folder)
+and computes, with `aubench.eval.statistics`, the 95 % interval of its mean F1 by resampling test subjects
+within each fold, and a paired test against its reference on the same frames: each main run against
+`report.baseline`, each ablation run against its method's full model (`report.full_models`). A run
+without predictions is listed without them. Beside our numbers stand the papers' (`published` in
+`papers/<method>.yaml`), labelled with their dataset.
 """
 from __future__ import annotations
 
