@@ -38,3 +38,16 @@ def test_optimizers_and_validation():
     assert isinstance(build_optimizer(parameters, OptimConfig(optimizer="adamw")), torch.optim.AdamW)
     with pytest.raises(ConfigError, match="optim.schedule"):
         OptimConfig(schedule="linear")
+
+
+def test_step_schedule_and_nesterov():
+    """JAA-Net / CIU: lr × 0.3 every 2 epochs, constant within an epoch; Nesterov momentum for SGD only."""
+    config = OptimConfig(optimizer="sgd", lr=0.006, schedule="step", step_epochs=2, step_factor=0.3, nesterov=True)
+    rates = [learning_rate(config, epoch, step, 10, 12) for epoch in range(6) for step in (0, 9)]
+    assert rates == pytest.approx([0.006] * 4 + [0.0018] * 4 + [0.00054] * 4)
+    optimizer = build_optimizer([torch.nn.Parameter(torch.zeros(2))], config)
+    assert optimizer.param_groups[0]["nesterov"] is True
+    with pytest.raises(ConfigError, match="nesterov"):
+        OptimConfig(optimizer="adamw", nesterov=True)
+    with pytest.raises(ConfigError, match="step_epochs"):
+        OptimConfig(schedule="step", step_epochs=0)

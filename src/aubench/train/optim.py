@@ -7,7 +7,8 @@ Schedules (the learning rate is set before every optimiser step):
 - `cosine_periodic`: STF eq. 7, stepped per epoch θ: lr·[((1 + cos(θπ/P))/2)(1 − γ) + γ] with
   P = `cosine_period`, γ = `min_lr_ratio` (periodic when run past P, as printed);
 - `cosine_clamped`: eq. 7 with θ → min(θ, P) (decay over P epochs, then hold);
-- `cosine_full`: eq. 7 with P = the number of epochs.
+- `cosine_full`: eq. 7 with P = the number of epochs;
+- `step`: lr·`step_factor`^⌊epoch / `step_epochs`⌋ (JAA-Net / CIU: ×0.3 every 2 epochs).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import torch
 from aubench.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("constant", "cosine", "cosine_periodic", "cosine_clamped", "cosine_full")
+SCHEDULES = ("constant", "cosine", "cosine_periodic", "cosine_clamped", "cosine_full", "step")
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class OptimConfig:
     lr: float = 1e-3
     weight_decay: float = 5e-4
     momentum: float = 0.9
+    nesterov: bool = False  # SGD only
     betas: tuple[float, ...] = (0.9, 0.999)
     schedule: str = "cosine"
     warmup_epochs: float = 0.0
@@ -37,12 +39,18 @@ class OptimConfig:
     min_lr_ratio: float = 0.0
     epochs: int = 20
     batch_size: int = 64
+    step_epochs: int = 2  # `step` schedule: epochs between decays
+    step_factor: float = 0.3  # `step` schedule: the factor of each decay
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optim.optimizer: unknown optimizer {self.optimizer!r}; use one of {OPTIMIZERS}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"optim.schedule: unknown schedule {self.schedule!r}; use one of {SCHEDULES}")
+        if self.nesterov and self.optimizer != "sgd":
+            raise ConfigError(f"optim.nesterov: Nesterov momentum is an SGD option, not {self.optimizer}'s")
+        if self.step_epochs < 1:
+            raise ConfigError(f"optim.step_epochs: {self.step_epochs} < 1")
 
 
 def build_optimizer(parameters, config: OptimConfig) -> torch.optim.Optimizer:
@@ -51,7 +59,7 @@ def build_optimizer(parameters, config: OptimConfig) -> torch.optim.Optimizer:
     parameters = list(parameters)
     if config.optimizer == "sgd":
         return torch.optim.SGD(parameters, config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
-                               fused=True)
+                               nesterov=config.nesterov, fused=True)
     optimizer = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
     return optimizer(parameters, config.lr, betas=tuple(config.betas), weight_decay=config.weight_decay, fused=True)
 
@@ -60,6 +68,8 @@ def learning_rate(config: OptimConfig, epoch: int, step: int, steps_per_epoch: i
     """Learning rate for `step` (0-based) of `epoch` (0-based) in a run of `epochs` epochs."""
     if config.schedule == "constant":
         return config.lr
+    if config.schedule == "step":
+        return config.lr * config.step_factor ** (epoch // config.step_epochs)
     if config.schedule == "cosine":
         return config.lr * _warm_cosine(config, epoch * steps_per_epoch + step, steps_per_epoch, epochs)
     period = {"cosine_periodic": config.cosine_period, "cosine_clamped": config.cosine_period,
