@@ -27,9 +27,11 @@ TINY = {
                          "deploy": {"epochs": 1},
                          "mcsfau_pretrain": {"grid": 2, "samples_per_epoch": 16},
                          "mdhr": {"feat_dim": 16, "clip_length": 4, "mfd.k": 2},
-                         "lac": {"model.st_dim": 16, "sampler.window_t": 4, "sampler.n_sep": 4}}},
+                         "lac": {"model.st_dim": 16, "sampler.window_t": 4, "sampler.n_sep": 4},
+                         "ciu_teachers": {"train.input_size": 56}, "ciu": {"train.input_size": 56}}},
     "stf": {"clip_length": 4, "d": 32},
-    "runs": {"ablation": {"stf": ["K1"], "mdhr": ["T3_5"], "lac": ["T4_6"]},  # a row each, in its method's stage
+    "runs": {"ablation": {"stf": ["K1"], "mdhr": ["T3_5"], "lac": ["T4_6"], "ciu_teachers": [],
+                          "ciu": ["TE"]},  # a row each, in its method's stage
              "pretrain": [{"name": "pretrain", "method": "mcsfau_pretrain", "key": "mcsfau_pretrain"}],
              "ablation_from_pretrain": [{"name": "mcsfau_full", "method": "mcsfau", "upstream": "pretrain",
                                          "key": "variants.mcsfau.full"}]},
@@ -119,6 +121,17 @@ def test_training_param_change_reruns_only_training(project, params_restored):
     changed = set(json.loads(status.stdout))
     assert BASELINE <= changed
     assert not changed & {"synthesize", "landmarks", "align", "folds"}
+
+
+def test_a_ciu_student_param_retrains_no_teacher(project, params_restored):
+    """CIU's teachers are the student's upstream run: the student's γ re-runs the student's stage only."""
+    stages = {run["name"]: f"train-from@run{index}" for index, run in
+              enumerate(yaml.safe_load(params_restored.read_text())["runs"]["from_upstream"])}
+    params = yaml.safe_load(params_restored.read_text())
+    params["ciu"]["risk"]["gamma"] = 2.0
+    params_restored.write_text(yaml.safe_dump(params, sort_keys=False))
+    changed = set(json.loads(dvc(project, "status", "--json").stdout))
+    assert stages["ciu"] in changed and stages["ciu_teachers"] not in changed and not BASELINE & changed
 
 
 def test_stage_failure_names_the_problem_and_loses_nothing(project, params_restored):
