@@ -30,7 +30,13 @@ TINY = {
                          "lac": {"model.st_dim": 16, "sampler.window_t": 4, "sampler.n_sep": 4},
                          "ciu_teachers": {"train.input_size": 56}, "ciu": {"train.input_size": 56}}},
     "stf": {"clip_length": 4, "d": 32},
-    "runs": {"ablation": {"stf": ["K1"], "mdhr": ["T3_5"], "lac": ["T4_6"], "ciu_teachers": [],
+    "runs": {"from_upstream": [  # the default's, and CIU's teachers and student (not in the default run yet)
+                 {"name": "stf", "method": "stf", "upstream": "baseline", "key": "k"},
+                 {"name": "mdhr", "method": "mdhr", "upstream": "baseline", "key": "mdhr"},
+                 {"name": "lac", "method": "lac", "upstream": "baseline", "key": "lac"},
+                 {"name": "ciu_teachers", "method": "ciu_teachers", "upstream": "baseline", "key": "ciu_teachers"},
+                 {"name": "ciu", "method": "ciu", "upstream": "ciu_teachers", "key": "ciu"}],
+             "ablation": {"stf": ["K1"], "mdhr": ["T3_5"], "lac": ["T4_6"], "ciu_teachers": [],
                           "ciu": ["TE"]},  # a row each, in its method's stage
              "pretrain": [{"name": "pretrain", "method": "mcsfau_pretrain", "key": "mcsfau_pretrain"}],
              "ablation_from_pretrain": [{"name": "mcsfau_full", "method": "mcsfau", "upstream": "pretrain",
