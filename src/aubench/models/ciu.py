@@ -28,6 +28,7 @@ from aubench.models.ciu_teachers import (AttentionRegressionNet, NetworkConfig, 
                                          dataset_aus, finished_state, network_outputs, sampling)
 from aubench.models.registry import Batch, Method, StepOutput, register
 
+
 def adaptive_weights(xe_imbalanced: torch.Tensor, xe_balanced: torch.Tensor, gamma: float, eps: float = 1e-12
                      ) -> tuple[torch.Tensor, torch.Tensor]:
     """Eqs. 5–6 in their stable form: w^imba = XE_imba^γ / (XE_imba^γ + XE_ba^γ) = σ(γ (ln XE_imba − ln XE_ba)),
