@@ -1,6 +1,6 @@
-"""DVC stages `train`, `train-from`, `train-pretrained` and `ablate-pretrained`: train one run (an entry of the
-`runs` params section) on each of its folds (`evaluate.folds`, or `ablate.folds` for an ablation run), and a
-`from_upstream` run's ablation rows (`runs.ablation`) on theirs, `train.fold_processes` trainings at once on a
+"""DVC stages `train`, `train-from` and `train-pretrained`: train one run (an entry of the `runs` params
+section) on each of its folds (`evaluate.folds`, or `ablate.folds` for an ablation row), and a `from_upstream`
+or `from_pretrain` run's ablation rows (`runs.ablation`) on theirs, `train.fold_processes` trainings at once on a
 CPU, saving per fold its checkpoint, resolved configuration, DVCLive log and per-frame test probabilities; then
 evaluate each run: per-AU F1/accuracy per fold and mean ± std in `metrics/<run>.json` (an ablation run's in
 `metrics/ablations/`) and, for a main run, its F1-threshold curve. A fold whose finished checkpoint matches the
@@ -49,7 +49,7 @@ def main() -> None:
     for run in runs:
         if set(folds.get(run.name, ())) == set(run.folds(params)):  # a partial run (`--fold`) is scored with its other folds
             evaluate_run(run, params, Path(args.store))
-    if runs[0].spec.group == "from_upstream":  # dvc.yaml's train-from stage outputs this folder, rows or not
+    if runs[0].spec.group in ("from_upstream", "from_pretrain"):  # their stages output this folder, rows or not
         Path("metrics/ablations", args.run).mkdir(parents=True, exist_ok=True)
 
 

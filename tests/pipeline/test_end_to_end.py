@@ -30,17 +30,8 @@ TINY = {
                          "lac": {"model.st_dim": 16, "sampler.window_t": 4, "sampler.n_sep": 4},
                          "ciu_teachers": {"train.input_size": 56}, "ciu": {"train.input_size": 56}}},
     "stf": {"clip_length": 4, "d": 32},
-    "runs": {"from_upstream": [  # the default's, and CIU's teachers and student (not in the default run yet)
-                 {"name": "stf", "method": "stf", "upstream": "baseline", "key": "k"},
-                 {"name": "mdhr", "method": "mdhr", "upstream": "baseline", "key": "mdhr"},
-                 {"name": "lac", "method": "lac", "upstream": "baseline", "key": "lac"},
-                 {"name": "ciu_teachers", "method": "ciu_teachers", "upstream": "baseline", "key": "ciu_teachers"},
-                 {"name": "ciu", "method": "ciu", "upstream": "ciu_teachers", "key": "ciu"}],
-             "ablation": {"stf": ["K1"], "mdhr": ["T3_5"], "lac": ["T4_6"], "ciu_teachers": [],
-                          "ciu": ["TE"]},  # a row each, in its method's stage
-             "pretrain": [{"name": "pretrain", "method": "mcsfau_pretrain", "key": "mcsfau_pretrain"}],
-             "ablation_from_pretrain": [{"name": "mcsfau_full", "method": "mcsfau", "upstream": "pretrain",
-                                         "key": "variants.mcsfau.full"}]},
+    "runs": {"ablation": {"stf": ["K1"], "mdhr": ["T3_5"], "lac": ["T4_6"], "ciu": ["TE"],  # a row each, in its
+                          "pretrain": ["mfdc_only"], "mcsfau": ["mfdc_only"]}},          # method's stage
     "efficiency": {"paper_input_size": 64, "measure_frames": 4, "measure_steps": 1},
 }
 BASELINE = {"train-pretrained@run0"}  # one stage per run: it trains every fold
@@ -172,7 +163,7 @@ def test_paper_profile_retrains_every_run_with_the_papers_schedules(project, par
     params["profile"] = "paper"
     params_restored.write_text(yaml.safe_dump(params, sort_keys=False))
     changed = set(json.loads(dvc(project, "status", "--json").stdout))
-    assert BASELINE | STF | {"ablate-pretrained@run0", "align"} <= changed  # align: the paper's 256² crops
+    assert BASELINE | STF | {"pretrain@run0", "train-pretrained@run1", "align"} <= changed  # align: 256² crops
     assert not changed & {"synthesize", "landmarks"}
     shown = subprocess.run([sys.executable, "stages/train.py", "stf", "--print-config"], cwd=project,
                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(project / "src")})
@@ -186,15 +177,20 @@ def test_paper_profile_retrains_every_run_with_the_papers_schedules(project, par
 
 
 def test_a_main_runs_stage_trains_its_ablation_rows_into_its_folders(project):
-    """`runs.ablation` rows train in their main run's stage (no stage of their own), on `ablate.folds`."""
-    for main, row in (("stf", "stf_K1"), ("mdhr", "mdhr_T3_5"), ("lac", "lac_T4_6")):
+    """`runs.ablation` rows train in their main run's stage (no stage of their own), on `ablate.folds`; a
+    pretraining's row has no fold, and the probe's row starts from it."""
+    for main, row in (("stf", "stf_K1"), ("mdhr", "mdhr_T3_5"), ("lac", "lac_T4_6"), ("ciu", "ciu_TE"),
+                      ("mcsfau", "mcsfau_mfdc_only")):
         assert (project / "models" / main / "ablations" / row / "fold1" / "checkpoint.pt").is_file()
         assert (project / "predictions" / main / "ablations" / row / "fold1.npz").is_file()
         assert set(json.loads((project / "metrics" / "ablations" / main / f"{row}.json").read_text())["folds"]) == {
             "fold1"}
         assert not (project / "models" / row).exists()
+    pretrained = project / "models" / "pretrain" / "ablations" / "pretrain_mfdc_only" / "pool"
+    assert json.loads((pretrained / "config.json").read_text())["mcsfau_pretrain"]["modules"]["mfrr"] is False
     stages = dvc(project, "stage", "list", "--name-only").stdout.split()
-    assert "train-from@run0" in stages and not [stage for stage in stages if stage.startswith("ablate@")]
+    assert "train-from@run0" in stages and not [stage for stage in stages if stage.startswith("ablate")]
+    assert [stage for stage in stages if stage.startswith("pretrain")] == ["pretrain@run0"]
 
 
 def test_report_lists_every_run_with_statistics(project):

@@ -1,4 +1,6 @@
 """Runs (main runs and ablation variants alike) resolve to the right method config; typos fail loudly."""
+from pathlib import Path
+
 import pytest
 
 from aubench.errors import ConfigError
@@ -74,7 +76,8 @@ def test_ablation_rows_belong_to_a_from_upstream_run_and_live_in_its_folders():
     assert paths.live_dir.as_posix() == "dvclive/train/stf/ablations/stf_K5/fold1"
     assert metrics_file(row.name, True, parent=row.spec.parent).as_posix() == "metrics/ablations/stf/stf_K5.json"
     assert metrics_file("mcsfau_full", True).as_posix() == "metrics/ablations/mcsfau_full.json"
-    with pytest.raises(ConfigError, match="belong to a run of runs.from_upstream, which 'baseline' is not"):
+    with pytest.raises(ConfigError, match="belong to a run of runs.from_upstream, runs.pretrain or runs.from_pretrain, "
+                                          "which 'baseline' is not"):
         run_specs({**PARAMS, "runs": {**PARAMS["runs"], "ablation": {"baseline": ["K5"]}}})
     with pytest.raises(ConfigError, match="expected a mapping"):
         run_specs({**PARAMS, "runs": {**PARAMS["runs"], "ablation": ["K5"]}})
@@ -100,3 +103,41 @@ def test_a_method_sections_train_subsection_overrides_the_engine_settings_of_its
     assert resolve_run(PARAMS, "stf").train_config(PARAMS).augment is True
     with pytest.raises(ConfigError, match=r"stf.train: unknown key\(s\) \['augmnet'\]"):
         resolve_run({**PARAMS, "stf": {**PARAMS["stf"], "train": {"augmnet": False}}}, "stf")
+
+
+PRETRAINED = {
+    "mcsfau_pretrain": {"backbone": "resnet18"},
+    "mcsfau": {"backbone": "resnet18", "init_from": "pretrain"},
+    "ablate": {"folds": [1], "epochs": 2},
+    "runs": {"pretrain": [{"name": "pretrain", "method": "mcsfau_pretrain", "key": "mcsfau_pretrain"},
+                          {"name": "other", "method": "mcsfau_pretrain", "key": "mcsfau_pretrain"}],
+             "from_pretrain": [{"name": "mcsfau", "method": "mcsfau", "upstream": "pretrain", "key": "mcsfau"}],
+             "ablation": {"pretrain": ["mfdc_only"], "other": ["mfdc_only"], "mcsfau": ["mfdc_only", "full"]}},
+    "variants": {"mcsfau_pretrain": {"mfdc_only": {"modules": {"mfrr": False, "mci": False}}},
+                 "mcsfau": {"mfdc_only": {"init_from": "pretrain_mfdc_only"}, "full": {"init_from": "pretrain"},
+                            "elsewhere": {"init_from": "other_mfdc_only"}}},
+}
+
+
+def test_a_pretrainings_rows_live_in_its_folders_and_a_probes_rows_start_from_them():
+    """MC-SFAU Table 3 as rows: `pretrain`'s stage pretrains `pretrain_mfdc_only` (no fold, its epochs from
+    `ablate`), and `mcsfau`'s stage probes it, since both are outputs of the stages dvc.yaml tracks."""
+    row = resolve_run(PRETRAINED, "pretrain_mfdc_only")
+    assert (row.spec.group, row.spec.parent, row.spec.upstream) == ("pretrain", "pretrain", None)
+    assert not row.method_config.modules.mfrr and row.train_config(PRETRAINED).epochs == 2
+    paths = row.paths(None)
+    assert paths.checkpoint.as_posix() == "models/pretrain/ablations/pretrain_mfdc_only/pool/checkpoint.pt"
+    assert paths.live_dir.as_posix() == "dvclive/pretrain/pretrain/ablations/pretrain_mfdc_only"
+    assert ablation_rows(PRETRAINED, "pretrain") == ["pretrain_mfdc_only"]
+    probe = resolve_run(PRETRAINED, "mcsfau_mfdc_only")
+    assert (probe.spec.group, probe.spec.parent) == ("ablation_from_pretrain", "mcsfau")
+    assert probe.paths(1).upstream == {"backbone": Path("models/pretrain/ablations/pretrain_mfdc_only/pool/checkpoint.pt")}
+    assert probe.paths(1).checkpoint.as_posix() == "models/mcsfau/ablations/mcsfau_mfdc_only/fold1/checkpoint.pt"
+    assert resolve_run(PRETRAINED, "mcsfau_full").paths(1).upstream == {
+        "backbone": Path("models/pretrain/pool/checkpoint.pt")}
+    # another pretraining's row is not an output of the stage the probe's stage depends on
+    with pytest.raises(ConfigError, match="starts its backbone from 'other_mfdc_only'"):
+        resolve_run(PRETRAINED, "mcsfau_mfdc_only", overrides={"init_from": "other_mfdc_only"}).paths(1)
+    # only rows reach the upstream's rows: a main run depends on its upstream's main checkpoint
+    with pytest.raises(ConfigError, match="starts its backbone from 'pretrain_mfdc_only'"):
+        resolve_run(PRETRAINED, "mcsfau", overrides={"init_from": "pretrain_mfdc_only"}).paths(1)

@@ -1,5 +1,5 @@
-"""A stage's trainings (a run's folds, and its ablation rows' folds), one after another or several at once in
-separate processes.
+"""A stage's trainings (a run's folds, and its ablation rows' folds; a pretraining run and its rows), one after
+another or several at once in separate processes.
 
 On a CPU, one small model's step scales poorly over threads (a ResNet-18 step on 48-px frames: 1.3× from one
 thread to two on the project's 2-core machine), while independent processes scale with the cores (2.0×), so
@@ -23,26 +23,31 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from aubench.align.store import AlignedStore
-from aubench.data.folds import read_fold
+from aubench.data.folds import Fold, read_fold
 from aubench.io import read_json, write_json
 from aubench.train.distributed import named_device
 from aubench.train.runs import import_plugins, resolve_run
 from aubench.train.trainer import train_fold
 
 
-def train_one_fold(params: dict[str, Any], run_name: str, overrides: dict[str, Any], number: int,
-                   store_dir: Path, folds_file: Path, resolved: dict[str, Any]) -> None:
-    """Train fold `number` of the run, writing its resolved configuration beside its checkpoint."""
+def train_one_fold(params: dict[str, Any], run_name: str, overrides: dict[str, Any], number: int | None,
+                   store_dir: Path, folds_file: Path | None, resolved: dict[str, Any]) -> None:
+    """Train fold `number` of the run (None: a pretraining run, on every identity of the store), writing its
+    resolved configuration beside its checkpoint."""
     import_plugins(params)
     run = resolve_run(params, run_name, overrides)
-    fold, au_rates = read_fold(read_json(folds_file), number)
+    store = AlignedStore.open(store_dir)
+    if number is None:
+        fold, au_rates = Fold(0, tuple(store.subjects()), ()), np.zeros(len(store.aus))
+    else:
+        fold, au_rates = read_fold(read_json(folds_file), number)
     paths = run.paths(number)
-    write_json(paths.checkpoint.parent / "config.json", {**resolved, "fold": number})
-    train_fold(run.method, run.method_config, run.optim, run.train_config(params), AlignedStore.open(store_dir),
-               fold, au_rates, paths)
+    write_json(paths.checkpoint.parent / "config.json", resolved if number is None else {**resolved, "fold": number})
+    train_fold(run.method, run.method_config, run.optim, run.train_config(params), store, fold, au_rates, paths)
 
 
 def fold_processes(params: dict[str, Any], run_name: str, overrides: dict[str, Any], jobs: int) -> int:
@@ -64,10 +69,11 @@ def _start_worker(threads: int) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 
-def train_folds(params: dict[str, Any], folds: dict[str, tuple[int, ...]], overrides: dict[str, Any],
-                store_dir: Path, folds_file: Path, resolved: dict[str, dict[str, Any]]) -> None:
-    """Train each run of `folds` (run name → its folds; the first run's settings decide how many train at
-    once, see the module docstring) with `overrides`, saving `resolved[run]` beside each checkpoint."""
+def train_folds(params: dict[str, Any], folds: dict[str, tuple[int | None, ...]], overrides: dict[str, Any],
+                store_dir: Path, folds_file: Path | None, resolved: dict[str, dict[str, Any]]) -> None:
+    """Train each run of `folds` (run name → its folds, `(None,)` for a pretraining run; the first run's
+    settings decide how many train at once, see the module docstring) with `overrides`, saving
+    `resolved[run]` beside each checkpoint."""
     jobs = [(params, name, overrides, number, store_dir, folds_file, resolved[name])
             for name, numbers in folds.items() for number in numbers]
     processes = fold_processes(params, next(iter(folds)), overrides, len(jobs))

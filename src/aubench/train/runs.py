@@ -3,17 +3,18 @@ from, and the protocol it follows — resolved into typed configs and paths.
 
 Runs are listed in the `runs` params section, by the dependency shape that dvc.yaml trains them with:
 `scratch` (no upstream run), `from_upstream` (starts from another run's finished checkpoint on the same
-fold), `pretrain` (learns a backbone from the unlabeled face pool, once for all folds), and `from_pretrain` /
-`ablation_from_pretrain` (start from a `pretrain` run's backbone, on the evaluation / ablation folds). Each
-entry is `{name, method, key, upstream?}`; `key` names the one params key, besides the method's section, that
-the run depends on:
+fold), `pretrain` (learns a backbone from the unlabeled face pool, once for all folds) and `from_pretrain`
+(starts from a `pretrain` run's backbone). Each entry is `{name, method, key, upstream?}`; `key` names the one
+params key, besides the method's section, that the run depends on:
 - the method's own section name: the run is the method as its section says;
 - a top-level key the method declares (`Method.top_level`, e.g. STF's `k` → `srm_top_k`);
 - a mapping such as `variants.stf.A5_wo_trm`: overrides of the method's section (dotted keys reach into
   subsections, `optim.lr: 0.01`).
-`ablation` maps a `from_upstream` run to its ablation rows, entries of `variants.<its method>`: row R of run M
-is the run `M_R` (same method and upstream, on `ablate.folds` for `ablate.epochs`), trained in M's stage, so
-its outputs live in M's folders (`models/M/ablations/M_R`, …).
+`ablation` maps a `from_upstream`, `pretrain` or `from_pretrain` run to its ablation rows, entries of
+`variants.<its method>`: row R of run M is the run `M_R` (same method, on `ablate.folds` for `ablate.epochs`),
+trained in M's stage, so its outputs live in M's folders (`models/M/ablations/M_R`, …). A row starts from
+M's upstream run or from one of that run's rows (its variant says which: MC-SFAU Table 3's probe of the
+`pretrain_mfdc_only` pretraining), since both are outputs of the upstream's stage.
 A method's section may hold a `train` subsection: engine settings (the `train` section's keys) that its runs
 override, e.g. `train.augment: false` for a head on a fixed backbone (`profiles.cpu.stf`).
 A run's checkpoint, predictions and DVCLive log live under its name.
@@ -36,7 +37,8 @@ from aubench.models.registry import Method, get_method
 from aubench.train.optim import OptimConfig
 from aubench.train.config import AblateConfig, RunPaths, TrainConfig
 
-RUN_GROUPS = ("scratch", "from_upstream", "ablation", "pretrain", "from_pretrain", "ablation_from_pretrain")
+RUN_GROUPS = ("scratch", "from_upstream", "pretrain", "from_pretrain", "ablation")  # the keys of `runs`
+ROW_GROUPS = {"from_upstream": "ablation", "pretrain": "pretrain", "from_pretrain": "ablation_from_pretrain"}
 NO_UPSTREAM = ("scratch", "pretrain")
 ABLATION_GROUPS = ("ablation", "ablation_from_pretrain")
 FROM_PRETRAIN = ("from_pretrain", "ablation_from_pretrain")
@@ -69,6 +71,7 @@ class Run:
     method_config: Any
     optim: OptimConfig
     train_overrides: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, Path] = field(default_factory=dict)  # runs it may start from → their folders
 
     @property
     def name(self) -> str:
@@ -77,19 +80,20 @@ class Run:
     def paths(self, fold: int | None) -> RunPaths:
         """Outputs of this run on `fold` (None for a pretraining run), and the checkpoints of the upstream
         runs it starts from (a pretraining run's one checkpoint serves every fold)."""
+        folder = self.spec.folder
         if self.spec.group == "pretrain":
-            return RunPaths(checkpoint_path(self.name, None), Path("models") / self.name / POOL / "unused.npz",
-                            Path("dvclive") / "pretrain" / self.name)
+            return RunPaths(checkpoint_path(folder, None), Path("models") / folder / POOL / "unused.npz",
+                            Path("dvclive") / "pretrain" / folder)
         upstream = {}
         for slot, source in self.method.upstream(self.method_config).items():
             if source == self.name:
                 raise ConfigError(f"runs.{self.name}: a run cannot start from its own checkpoint")
-            if source != self.spec.upstream:
+            if source not in self.sources:
                 raise ConfigError(f"runs.{self.spec.group}: run {self.name!r} starts its {slot} from {source!r} "
                                   f"but its entry names upstream {self.spec.upstream!r}; dvc.yaml tracks only "
-                                  "the entry's upstream, so set `upstream` to the run it starts from")
-            upstream[slot] = checkpoint_path(source, None if self.spec.group in FROM_PRETRAIN else fold)
-        folder = self.spec.folder
+                                  "the entry's upstream (and an ablation row's, that run's rows too), so set "
+                                  "`upstream` to the run it starts from")
+            upstream[slot] = checkpoint_path(self.sources[source], None if self.spec.group in FROM_PRETRAIN else fold)
         return RunPaths(checkpoint_path(folder, fold), Path("predictions") / folder / f"fold{fold}.npz",
                         Path("dvclive") / "train" / folder / f"fold{fold}", upstream)
 
@@ -101,9 +105,9 @@ class Run:
 
     def train_config(self, params: dict[str, Any]) -> TrainConfig:
         """The engine settings of this run: the `train` section, the method section's `train` overrides, and
-        `ablate.epochs` for an ablation run."""
+        `ablate.epochs` for an ablation row."""
         config = replace(section(TrainConfig, params, "train"), **self.train_overrides)
-        if self.spec.group in ABLATION_GROUPS:
+        if self.spec.parent:
             epochs = section(AblateConfig, params, "ablate").epochs
             config = replace(config, epochs=epochs or config.epochs)
         return config
@@ -145,9 +149,9 @@ def run_specs(params: dict[str, Any]) -> dict[str, RunSpec]:
         for spec in entries:
             if spec.name in specs:
                 raise ConfigError(f"runs.{group}: run name {spec.name!r} is used twice")
-            if (spec.upstream is None) != (group in NO_UPSTREAM):
+            if (spec.upstream is None) != (spec.group in NO_UPSTREAM):
                 raise ConfigError(f"runs.{group}: run {spec.name!r} " + ("must not name an upstream run"
-                                  if group in NO_UPSTREAM else "needs an upstream run"))
+                                  if spec.group in NO_UPSTREAM else "needs an upstream run"))
             specs[spec.name] = spec
     for spec in specs.values():
         _check_upstream(spec, specs.get(spec.upstream) if spec.upstream else None)
@@ -157,15 +161,15 @@ def run_specs(params: dict[str, Any]) -> dict[str, RunSpec]:
 def _ablation_rows(rows: Any, specs: dict[str, RunSpec]) -> list[RunSpec]:
     """`runs.ablation` ({main run: [row, …]}) as runs `<main>_<row>` keyed `variants.<method>.<row>`."""
     if rows is not None and not isinstance(rows, dict):
-        raise ConfigError("runs.ablation: expected a mapping from a from_upstream run to its rows (variants of "
-                          "its method), e.g. `stf: [A5_wo_trm]`")
+        raise ConfigError("runs.ablation: expected a mapping from a from_upstream, pretrain or from_pretrain run to "
+                          "its rows (variants of its method), e.g. `stf: [A5_wo_trm]`")
     found = []
     for main, names in (rows or {}).items():
         parent = specs.get(main)
-        if parent is None or parent.group != "from_upstream":
+        if parent is None or parent.group not in ROW_GROUPS:
             raise ConfigError(f"runs.ablation.{main}: ablation rows belong to a run of runs.from_upstream, "
-                              f"which {main!r} is not")
-        found += [RunSpec(f"{main}_{row}", parent.method, f"variants.{parent.method}.{row}", "ablation",
+                              f"runs.pretrain or runs.from_pretrain, which {main!r} is not")
+        found += [RunSpec(f"{main}_{row}", parent.method, f"variants.{parent.method}.{row}", ROW_GROUPS[parent.group],
                           parent.upstream, main) for row in names or ()]
     return found
 
@@ -178,7 +182,7 @@ def _check_upstream(spec: RunSpec, source: RunSpec | None) -> None:
         raise ConfigError(f"runs.{spec.group}: run {spec.name!r} starts from the ablation row {source.name!r}; "
                           "start from a main run")
     if (source.group == "pretrain") != (spec.group in FROM_PRETRAIN):
-        wanted = "from_pretrain or ablation_from_pretrain" if source.group == "pretrain" else "from_upstream"
+        wanted = "from_pretrain" if source.group == "pretrain" else "from_upstream"
         raise ConfigError(f"runs.{spec.group}: run {spec.name!r} starts from {spec.upstream!r} "
                           f"(a {source.group} run); list it under {wanted}")
 
@@ -229,7 +233,15 @@ def resolve_run(params: dict[str, Any], name: str, overrides: dict[str, Any] | N
     method = get_method(spec.method)
     changes = {**run_overrides(params, spec, method), **(overrides or {})}
     _, method_config, optim, train = method_configs(params, spec.method, changes)
-    return Run(spec, method, method_config, optim, train)
+    return Run(spec, method, method_config, optim, train, _sources(spec, specs))
+
+
+def _sources(spec: RunSpec, specs: dict[str, RunSpec]) -> dict[str, Path]:
+    """The runs `spec` may start from, by folder: its upstream and, for an ablation row, the upstream's rows."""
+    if spec.upstream is None:
+        return {}
+    rows = [row for row in specs.values() if spec.parent and row.parent == spec.upstream]
+    return {source.name: source.folder for source in (specs[spec.upstream], *rows)}
 
 
 def parse_assignments(assignments: list[str]) -> dict[str, Any]:

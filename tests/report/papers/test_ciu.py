@@ -1,4 +1,4 @@
-"""CIU's tables from the shipped params with CIU's runs listed: each paper column beside the run that fills it
+"""CIU's tables from the shipped params: each paper column beside the run that fills it
 (TE and TDE as rows of the main run, the full model read on the ablation folds), columns without a run as "–",
 and the network's size at the paper's configuration."""
 from __future__ import annotations
@@ -18,14 +18,11 @@ PARAMS = Path(__file__).resolve().parents[3] / "params.yaml"
 
 
 def params_with_ciu(rows: list[str]) -> dict:
-    """The shipped params with CIU's teachers and student listed (as README, "CIU on SynthAU", enables them) and
-    `rows` as the student's ablation rows."""
+    """The shipped params (which list CIU's teachers and student) with `rows` as the student's ablation rows."""
     params = copy.deepcopy(load_params(PARAMS))
-    params["runs"]["from_upstream"] += [
-        {"name": "ciu_teachers", "method": "ciu_teachers", "upstream": "baseline", "key": "ciu_teachers"},
-        {"name": "ciu", "method": "ciu", "upstream": "ciu_teachers", "key": "ciu"}]
-    params["runs"]["ablation"].update({"ciu_teachers": [], "ciu": rows})
-    params["methods"] = [*params["methods"], "ciu"]
+    assert "ciu" in params["methods"] and {"ciu_teachers", "ciu"} <= {
+        run["name"] for run in params["runs"]["from_upstream"]}
+    params["runs"]["ablation"]["ciu"] = rows
     return params
 
 
