@@ -131,7 +131,8 @@ def test_a_pretrainings_rows_live_in_its_folders_and_a_probes_rows_start_from_th
     assert ablation_rows(PRETRAINED, "pretrain") == ["pretrain_mfdc_only"]
     probe = resolve_run(PRETRAINED, "mcsfau_mfdc_only")
     assert (probe.spec.group, probe.spec.parent) == ("ablation_from_pretrain", "mcsfau")
-    assert probe.paths(1).upstream == {"backbone": Path("models/pretrain/ablations/pretrain_mfdc_only/pool/checkpoint.pt")}
+    assert probe.paths(1).upstream == {
+        "backbone": Path("models/pretrain/ablations/pretrain_mfdc_only/pool/checkpoint.pt")}
     assert probe.paths(1).checkpoint.as_posix() == "models/mcsfau/ablations/mcsfau_mfdc_only/fold1/checkpoint.pt"
     assert resolve_run(PRETRAINED, "mcsfau_full").paths(1).upstream == {
         "backbone": Path("models/pretrain/pool/checkpoint.pt")}

@@ -277,10 +277,11 @@ def test_folds_trained_at_once_in_processes_equal_folds_trained_one_after_anothe
     assert set(json.loads((runs[2] / "metrics" / "baseline.json").read_text())["folds"]) == {"fold1", "fold2"}
 
 
-def test_folds_run_one_after_another_under_torchrun_or_on_a_gpu(monkeypatch):
+def test_folds_train_in_even_rounds_on_a_cpu_and_one_after_another_under_torchrun_or_on_a_gpu(monkeypatch):
     params = {"train": {"fold_processes": 3}, "runs": {"scratch": [{"name": "baseline", "method": "baseline",
                                                                      "key": "baseline"}]}}
     assert fold_processes(params, "baseline", {}, 3) == 3 and fold_processes(params, "baseline", {}, 2) == 2
+    assert [fold_processes(params, "baseline", {}, jobs) for jobs in (4, 5, 6, 7)] == [2, 3, 3, 3]  # even rounds
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert fold_processes(params, "baseline", {}, 3) == 1
     monkeypatch.delenv("WORLD_SIZE")

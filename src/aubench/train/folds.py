@@ -1,5 +1,5 @@
-"""A stage's trainings (a run's folds, and its ablation rows' folds; a pretraining run and its rows), one after
-another or several at once in separate processes.
+"""A stage's trainings (a run's folds, and its ablation rows' folds), one after another or several at once in
+separate processes.
 
 On a CPU, one small model's step scales poorly over threads (a ResNet-18 step on 48-px frames: 1.3× from one
 thread to two on the project's 2-core machine), while independent processes scale with the cores (2.0×), so
@@ -51,12 +51,14 @@ def train_one_fold(params: dict[str, Any], run_name: str, overrides: dict[str, A
 
 
 def fold_processes(params: dict[str, Any], run_name: str, overrides: dict[str, Any], jobs: int) -> int:
-    """How many of `jobs` trainings to run at once: the run's `train.fold_processes`, on a CPU outside
-    torchrun only."""
+    """How many of `jobs` trainings to run at once: at most the run's `train.fold_processes`, on a CPU outside
+    torchrun only, spread evenly over the rounds that takes (4 jobs at most 3 at once: 2 + 2, not 3 + 1, whose
+    last round leaves cores idle)."""
     config = resolve_run(params, run_name, overrides).train_config(params)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 or named_device(config.device).type != "cpu":
         return 1
-    return max(1, min(config.fold_processes, jobs))
+    rounds = -(-jobs // max(1, min(config.fold_processes, jobs)))
+    return -(-jobs // rounds)
 
 
 def start_method(threads: int) -> str:
@@ -69,11 +71,10 @@ def _start_worker(threads: int) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 
-def train_folds(params: dict[str, Any], folds: dict[str, tuple[int | None, ...]], overrides: dict[str, Any],
-                store_dir: Path, folds_file: Path | None, resolved: dict[str, dict[str, Any]]) -> None:
-    """Train each run of `folds` (run name → its folds, `(None,)` for a pretraining run; the first run's
-    settings decide how many train at once, see the module docstring) with `overrides`, saving
-    `resolved[run]` beside each checkpoint."""
+def train_folds(params: dict[str, Any], folds: dict[str, tuple[int, ...]], overrides: dict[str, Any],
+                store_dir: Path, folds_file: Path, resolved: dict[str, dict[str, Any]]) -> None:
+    """Train each run of `folds` (run name → its folds; the first run's settings decide how many train at
+    once, see the module docstring) with `overrides`, saving `resolved[run]` beside each checkpoint."""
     jobs = [(params, name, overrides, number, store_dir, folds_file, resolved[name])
             for name, numbers in folds.items() for number in numbers]
     processes = fold_processes(params, next(iter(folds)), overrides, len(jobs))
