@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from aubench.errors import ConfigError
+from aubench.models.baseline import Baseline
 from aubench.models.ciu import (CIUConfig, RiskConfig, Student, StudentLoss, adaptive_weights, cross_domain_risk,
                                 load_teachers, student_step)
 from aubench.models.ciu_teachers import (AU_CENTRES, JAANET49, AttentionRegressionNet, NetworkConfig, PartitionedConv,
@@ -260,3 +261,23 @@ def test_macs_at_the_papers_configuration_match_a_count_by_hand():
         network(torch.zeros(1, 3, 176, 176))
     assert counter.get_total_flops() // 2 == expected
     assert 5.7e9 < expected < 5.8e9  # 5.77 G MACs per frame
+
+
+def test_teachers_trunks_start_from_the_stem_and_first_stages_of_a_finished_baseline(tmp_path):
+    """`network.trunk: resnet18` (the CPU profile): both teachers' frozen trunks are the baseline's stem and
+    layers 1–2, by key names; an unfinished run or one without a ResNet is refused, naming the file."""
+    torch.manual_seed(0)
+    baseline, teachers = Baseline(12), TeacherPair(12, NetworkConfig(unit_dim=2, trunk="resnet18", trunk_stages=2))
+    checkpoint = tmp_path / "baseline.pt"
+    torch.save({"model": baseline.state_dict(), "finished": True}, checkpoint)
+    get_method("ciu_teachers").load_upstream(teachers, "backbone", checkpoint)
+    expected = baseline.trunk.state_dict()
+    for trunk in (teachers.imbalanced.trunk, teachers.balanced.trunk):
+        loaded = trunk.state_dict()
+        assert loaded and all(torch.equal(value, expected[key]) for key, value in loaded.items())
+    torch.save({"model": baseline.state_dict(), "finished": False}, checkpoint)
+    with pytest.raises(ConfigError, match="baseline.pt: that run has not finished"):
+        get_method("ciu_teachers").load_upstream(teachers, "backbone", checkpoint)
+    torch.save({"model": {"head.weight": torch.zeros(1)}, "finished": True}, checkpoint)
+    with pytest.raises(ConfigError, match="baseline.pt: holds no ResNet-18 backbone"):
+        get_method("ciu_teachers").load_upstream(teachers, "backbone", checkpoint)

@@ -138,21 +138,36 @@ def load_trunk(model: nn.Module, checkpoint: Path) -> None:
     The source may be any method's model: its trunk is found by key names, whatever module holds it.
     """
     target = _only_trunk(model)
+    weights = trunk_weights(finished_weights(checkpoint), target.state_dict())
+    if weights is None:
+        raise ConfigError(f"{checkpoint}: holds no backbone matching this model's ({type(target).__name__} with "
+                          f"{len(target.state_dict())} tensors); are both runs the same backbone?")
+    target.load_state_dict(weights)
+
+
+def finished_weights(checkpoint: Path, what: str = "backbone") -> dict[str, torch.Tensor]:
+    """The model weights of a finished training checkpoint, which another run starts its `what` from."""
     if not checkpoint.is_file():
-        raise ConfigError(f"{checkpoint}: no checkpoint to initialise the backbone from; "
+        raise ConfigError(f"{checkpoint}: no checkpoint to initialise the {what} from; "
                           "train that run on this fold first")
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     if not state.get("finished"):
         raise ConfigError(f"{checkpoint}: that run has not finished training; finish it before initialising "
-                          "another model's backbone from it")
-    wanted = target.state_dict()
-    for prefix in _trunk_prefixes(state["model"]):
-        source = {key[len(prefix):]: value for key, value in state["model"].items() if key.startswith(prefix)}
-        if source.keys() == wanted.keys() and all(source[k].shape == v.shape for k, v in wanted.items()):
-            target.load_state_dict(source)
-            return
-    raise ConfigError(f"{checkpoint}: holds no backbone matching this model's "
-                      f"({type(target).__name__} with {len(wanted)} tensors); are both runs the same backbone?")
+                          f"another model's {what} from it")
+    return state["model"]
+
+
+def trunk_weights(state: dict[str, torch.Tensor], wanted: dict[str, torch.Tensor], partial: bool = False
+                  ) -> dict[str, torch.Tensor] | None:
+    """The tensors of `wanted` (a trunk's state dict) from a ResNet trunk in `state` with the same names and
+    shapes: exactly that trunk's, or with `partial` the stem and first stages a shorter trunk keeps (a
+    ResNet-34's layer 1 holds a ResNet-18's too, so only `partial` accepts extra tensors). None if none fits."""
+    for prefix in _trunk_prefixes(state):
+        source = {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
+        fits = all(key in source and source[key].shape == value.shape for key, value in wanted.items())
+        if fits and (partial or source.keys() == wanted.keys()):
+            return {key: source[key] for key in wanted}
+    return None
 
 
 def _only_trunk(model: nn.Module) -> ResNetTrunk:

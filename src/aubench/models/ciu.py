@@ -23,9 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from aubench.errors import ConfigError
-from aubench.models.backbones import ResNetTrunk
+from aubench.models.backbones import ResNetTrunk, finished_weights
 from aubench.models.ciu_teachers import (AttentionRegressionNet, NetworkConfig, TeacherPair, attention_term,
-                                         dataset_aus, finished_state, network_outputs, sampling)
+                                         dataset_aus, network_outputs, sampling)
 from aubench.models.registry import Batch, Method, StepOutput, register
 
 
@@ -138,7 +138,7 @@ def student_step(model: Student, loss_fn: StudentLoss, batch: Batch) -> StepOutp
 def load_teachers(model: Student, slot: str, checkpoint: Path) -> None:
     """Copy a finished `ciu_teachers` run's two networks into the student's frozen teachers; a frozen ResNet
     trunk (network.trunk resnet18) is the teachers' for the student too."""
-    state = finished_state(checkpoint, "teachers")
+    state = finished_weights(checkpoint, "teachers")
     try:
         model.teachers.load_state_dict(state)
     except RuntimeError as error:

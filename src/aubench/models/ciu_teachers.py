@@ -30,7 +30,7 @@ from aubench.data.aus import aus_for_layout
 from aubench.data.samples import FrameSampling
 from aubench.errors import ConfigError
 from aubench.losses.weighted_bce import WeightedBCELoss, inverse_frequency
-from aubench.models.backbones import ResNetTrunk, build_resnet
+from aubench.models.backbones import ResNetTrunk, build_resnet, finished_weights, trunk_weights
 from aubench.models.registry import Batch, Method, StepOutput, register
 
 #: JAA-Net's 49 inner-face landmarks as iBUG-68 indices (jaw 0–16 and the inner-lip corners 60, 64 dropped):
@@ -296,26 +296,13 @@ def teachers_step(model: TeacherPair, loss_fn: TeacherLosses, batch: Batch) -> S
     return StepOutput(terms, logits)
 
 
-def finished_state(checkpoint: Path, what: str) -> dict[str, Any]:
-    if not checkpoint.is_file():
-        raise ConfigError(f"{checkpoint}: no {what} checkpoint; train that run on this fold first")
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    if not state.get("finished"):
-        raise ConfigError(f"{checkpoint}: that run has not finished training; finish it first")
-    return state["model"]
-
-
 def load_trunks(model: TeacherPair, slot: str, checkpoint: Path) -> None:
     """Both teachers' frozen ResNet trunks from a finished run's backbone (its stem and first stages)."""
-    state = finished_state(checkpoint, "backbone")
-    wanted = model.imbalanced.trunk.state_dict()
-    for prefix in sorted({key[:-len("stem.0.weight")] for key in state if key.endswith("stem.0.weight")}):
-        source = {key: state.get(prefix + key) for key in wanted}
-        if all(value is not None and value.shape == wanted[key].shape for key, value in source.items()):
-            model.imbalanced.trunk.load_state_dict(source)
-            model.balanced.trunk.load_state_dict(source)
-            return
-    raise ConfigError(f"{checkpoint}: holds no ResNet-18 backbone to load ciu_teachers' trunk from")
+    weights = trunk_weights(finished_weights(checkpoint), model.imbalanced.trunk.state_dict(), partial=True)
+    if weights is None:
+        raise ConfigError(f"{checkpoint}: holds no ResNet-18 backbone to load ciu_teachers' trunk from")
+    model.imbalanced.trunk.load_state_dict(weights)
+    model.balanced.trunk.load_state_dict(weights)
 
 
 def sampling(config: Any) -> FrameSampling:
