@@ -23,31 +23,26 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from aubench.align.store import AlignedStore
-from aubench.data.folds import Fold, read_fold
+from aubench.data.folds import read_fold
 from aubench.io import read_json, write_json
 from aubench.train.distributed import named_device
 from aubench.train.runs import import_plugins, resolve_run
 from aubench.train.trainer import train_fold
 
 
-def train_one_fold(params: dict[str, Any], run_name: str, overrides: dict[str, Any], number: int | None,
-                   store_dir: Path, folds_file: Path | None, resolved: dict[str, Any]) -> None:
-    """Train fold `number` of the run (None: a pretraining run, on every identity of the store), writing its
-    resolved configuration beside its checkpoint."""
+def train_one_fold(params: dict[str, Any], run_name: str, overrides: dict[str, Any], number: int,
+                   store_dir: Path, folds_file: Path, resolved: dict[str, Any]) -> None:
+    """Train fold `number` of the run, writing its resolved configuration beside its checkpoint."""
     import_plugins(params)
     run = resolve_run(params, run_name, overrides)
-    store = AlignedStore.open(store_dir)
-    if number is None:
-        fold, au_rates = Fold(0, tuple(store.subjects()), ()), np.zeros(len(store.aus))
-    else:
-        fold, au_rates = read_fold(read_json(folds_file), number)
+    fold, au_rates = read_fold(read_json(folds_file), number)
     paths = run.paths(number)
-    write_json(paths.checkpoint.parent / "config.json", resolved if number is None else {**resolved, "fold": number})
-    train_fold(run.method, run.method_config, run.optim, run.train_config(params), store, fold, au_rates, paths)
+    write_json(paths.checkpoint.parent / "config.json", {**resolved, "fold": number})
+    train_fold(run.method, run.method_config, run.optim, run.train_config(params), AlignedStore.open(store_dir),
+               fold, au_rates, paths)
 
 
 def fold_processes(params: dict[str, Any], run_name: str, overrides: dict[str, Any], jobs: int) -> int:
