@@ -16,7 +16,7 @@ import yaml
 
 from aubench.align.store import AlignedStore
 from aubench.data.folds import build_fold_table
-from aubench.errors import ConfigError
+from aubench.errors import ConfigError, ModelError
 from aubench.io import write_json
 from aubench.train import folds as folds_module
 from aubench.train.folds import fold_processes, start_method
@@ -344,3 +344,54 @@ def test_a_fixed_backbone_without_augmentation_computes_each_frame_once_per_run(
     assert computed[1, False][0] == computed[1, False][1] and computed[3, False][0] == computed[3, False][1]
     assert 0 < computed[1, False][0] <= computed[3, False][0] <= frames
     assert computed[1, True] is None  # augmented frames do not recur: no memo
+
+
+def test_a_frozen_trunk_is_left_out_of_resume_checkpoints_and_rebuilt_on_resume(tmp_path, monkeypatch):
+    """MC-SFAU's probe on a random frozen trunk, interrupted in epoch 2: its resume checkpoint holds the probe,
+    not the trunk, and the resumed run predicts exactly what an uninterrupted one does; the finished
+    checkpoint holds everything (prediction and deployment load it alone)."""
+    from aubench.data.folds import read_fold
+    from aubench.models.backbones import frozen_trunk_keys
+    from aubench.models.mcsfau import MCSFAUConfig
+    from aubench.models.registry import get_method
+    from aubench.train.optim import OptimConfig
+    from aubench.train.config import RunPaths, TrainConfig
+    from aubench.train.trainer import FoldTrainer, train_fold
+
+    store = AlignedStore.open(make_store(tmp_path / "store", subjects=3, frames=8))
+    labels = {sequence.subject: store.labels(sequence.key) for sequence in store.sequences}
+    fold, rates = read_fold(build_fold_table("synthau", store.aus, labels, seed=0), 1)
+    method, config = get_method("mcsfau"), MCSFAUConfig(backbone="resnet18", init_from=None)
+    train = TrainConfig(input_size=32, epochs=3, batch_size=8, augment=False)
+
+    def run(name: str) -> RunPaths:
+        paths = RunPaths(tmp_path / name / "checkpoint.pt", tmp_path / name / "fold1.npz", tmp_path / name / "live")
+        train_fold(method, config, OptimConfig(), train, store, fold, rates, paths)
+        return paths
+
+    reference = run("reference")
+    forward, calls = FoldTrainer._forward, [0]
+
+    def interrupted(self, *args):
+        calls[0] += 1
+        if calls[0] == 3:  # 16 training frames / batch 8: the 1st step of epoch 2
+            raise KeyboardInterrupt
+        return forward(self, *args)
+
+    monkeypatch.setattr(FoldTrainer, "_forward", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run("resumed")
+    state = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)
+    model = method.build_model(config, len(store.aus))
+    trunk = frozen_trunk_keys(model)
+    assert state["epoch"] == 1 and trunk and set(state["model"]) == set(model.state_dict()) - trunk
+    monkeypatch.setattr(FoldTrainer, "_forward", forward)
+    (tmp_path / "tampered").mkdir()
+    torch.save({**state, "model": {key: value for key, value in state["model"].items() if key != "head.bias"}},
+               tmp_path / "tampered" / "checkpoint.pt")
+    with pytest.raises(ModelError, match="tampered/checkpoint.pt: its weights do not fit.*head.bias"):
+        run("tampered")
+    resumed = run("resumed")
+    with np.load(reference.predictions) as first, np.load(resumed.predictions) as second:
+        np.testing.assert_array_equal(first["probabilities"], second["probabilities"])
+    assert set(torch.load(resumed.checkpoint, weights_only=False)["model"]) == set(model.state_dict())

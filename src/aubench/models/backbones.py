@@ -132,6 +132,13 @@ def memoise_frozen_trunks(model: nn.Module) -> int:
     return len(trunks)
 
 
+def frozen_trunk_keys(model: nn.Module) -> set[str]:
+    """`model.state_dict()` keys of its frozen ResNet trunks: fixed for a whole run, since a trunk is frozen
+    as built (random weights from the seed, or its upstream run's, loaded before training)."""
+    return {f"{name}.{key}" for name, module in model.named_modules()
+            if isinstance(module, ResNetTrunk) and module.frozen for key in module.state_dict()}
+
+
 def load_trunk(model: nn.Module, checkpoint: Path) -> None:
     """Copy the ResNet trunk of a finished training checkpoint into `model`'s (only) `ResNetTrunk`.
 

@@ -30,7 +30,7 @@ from aubench.data.folds import Fold
 from aubench.data.samples import normalise
 from aubench.errors import ConfigError, ModelError
 from aubench.eval.metrics import score_fold
-from aubench.models.backbones import memoise_frozen_trunks
+from aubench.models.backbones import frozen_trunk_keys, memoise_frozen_trunks
 from aubench.models.registry import Method
 from aubench.seeding import rng, seed_everything
 from aubench.train import distributed
@@ -257,11 +257,16 @@ class FoldTrainer:
         if state.get("fingerprint") != self.key:
             log.info("%s: checkpoint is from another configuration or data; training from epoch 1", path)
             return 0
-        self.model.load_state_dict(state["model"])
         if state.get("finished"):
+            self.model.load_state_dict(state["model"])
             self.best = state.get("best")
             log.info("%s: this run finished already; predicting with its weights", path)
             return None
+        expected = set(self.model.state_dict()) - frozen_trunk_keys(self.model)
+        if set(state["model"]) != expected:
+            raise ModelError(f"{path}: its weights do not fit this model (differing keys "
+                             f"{sorted(set(state['model']) ^ expected)[:3]}); delete it to train from epoch 1")
+        self.model.load_state_dict(state["model"], strict=False)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
         self.hooks.load_state_dict(state["hooks"])
@@ -280,8 +285,10 @@ class FoldTrainer:
                  "hooks": self.hooks.state_dict(), "finished": finished, "best": self.best}
         if finished:  # never resumed: no optimiser state, and the best epoch's weights are `model` already
             state["best"] = self.best and {key: value for key, value in self.best.items() if key != "model"}
-        else:
-            state.update(optimizer=self.optimizer.state_dict(), scaler=self.scaler.state_dict(),
+        else:  # frozen trunks are rebuilt on resume: a linear probe's epoch then writes kilobytes, not 45 MB
+            fixed = frozen_trunk_keys(self.model)
+            state.update(model={key: value for key, value in state["model"].items() if key not in fixed},
+                         optimizer=self.optimizer.state_dict(), scaler=self.scaler.state_dict(),
                          rng=torch.get_rng_state())
         torch.save(state, partial)
         partial.replace(path)
