@@ -1,4 +1,5 @@
-"""Reference predictors: always-positive is exact, and the context probe resolves what one frame cannot."""
+"""Reference predictors: always-positive is exact, the context probe resolves what one frame cannot, and the
+pixel probe reads what only the image shows."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,7 +10,8 @@ import pytest
 from aubench.align.store import AlignedStore
 from aubench.data.aus import BP4D_AUS
 from aubench.data.folds import Fold
-from aubench.eval.difficulty import DifficultyConfig, difficulty_report, landmark_features, reference_scores
+from aubench.eval.difficulty import (DifficultyConfig, difficulty_report, landmark_features, pixel_features,
+                                     reference_scores)
 from tests.conftest import write_index, write_sequence
 
 CROP = 64
@@ -25,7 +27,8 @@ def _episodes(draws: np.random.Generator) -> np.ndarray:
 
 
 def _confounded_store(root: Path, subjects: int = 8, seed: int = 0) -> Path:
-    """AU1 lifts landmark 19 by 2 px; each subject's resting brow sits up to ±4 px off (identity confound)."""
+    """AU1 lifts landmark 19 by 2 px; each subject's resting brow sits up to ±4 px off (identity confound).
+    AU2 brightens the top-left 16-px square of the image and moves no landmark."""
     draws = np.random.default_rng(seed)
     root.mkdir(parents=True)
     neutral = draws.uniform(10, CROP - 10, size=(68, 2))
@@ -37,7 +40,9 @@ def _confounded_store(root: Path, subjects: int = 8, seed: int = 0) -> Path:
         labels[:, 0] = _episodes(draws)
         points = np.repeat(neutral[None], FRAMES, axis=0) + draws.normal(0, 0.05, size=(FRAMES, 68, 2))
         points[:, 19, 1] += resting[number] - 2.0 * labels[:, 0]
-        sequences.append(write_sequence(root, subject, np.zeros((FRAMES, CROP, CROP, 3), np.uint8), labels=labels,
+        images = np.zeros((FRAMES, CROP, CROP, 3), np.uint8)
+        images[labels[:, 1] == 1, :16, :16] = 200
+        sequences.append(write_sequence(root, subject, images, labels=labels,
                                         points=points.astype(np.float32), valid=np.ones(FRAMES, bool)))
     return write_index(root, sequences, CROP)
 
@@ -58,6 +63,14 @@ def test_context_features_are_relative_to_the_sequence_median(store: AlignedStor
     np.testing.assert_allclose(single - context, np.broadcast_to(np.median(single, axis=0), single.shape), atol=1e-12)
 
 
+def test_pixel_features_are_grey_levels_averaged_over_each_cell(store: AlignedStore) -> None:
+    features = pixel_features(store, "F001_T1", side=8)  # 64 px → cells of 8 px
+    active = store.labels("F001_T1")[:, 1] == 1
+    grid = features.reshape(FRAMES, 8, 8)
+    np.testing.assert_allclose(grid[active][:, :2, :2], 200 / 255, rtol=1e-6)  # the 16-px square: 2 × 2 cells
+    assert np.all(grid[active][:, 2:, :] == 0) and np.all(grid[~active] == 0)
+
+
 def test_always_positive_f1_is_two_r_over_one_plus_r(store: AlignedStore) -> None:
     scores = reference_scores(store, FOLD, DifficultyConfig())["always_positive"]
     labels = np.concatenate([store.labels(f"{subject}_T1") for subject in FOLD.test_subjects])
@@ -74,11 +87,17 @@ def test_context_resolves_an_au_that_identity_confounds_in_single_frames(store: 
     assert np.nanmean(scores["context"].f1[1:]) < 0.55
 
 
+def test_the_pixel_probe_reads_an_au_that_moves_no_landmark(store: AlignedStore) -> None:
+    scores = reference_scores(store, FOLD, DifficultyConfig(pixel_side=8))
+    assert scores["pixels"].f1[1] > 0.95
+    assert scores["single_frame"].f1[1] < 0.6 and scores["context"].f1[1] < 0.6
+
+
 def test_report_has_every_reference_and_the_gain_per_au(store: AlignedStore) -> None:
     folds = [FOLD, Fold(2, FOLD.test_subjects + FOLD.train_subjects[2:], FOLD.train_subjects[:2])]
     report = difficulty_report(store, folds, DifficultyConfig(), "SynthAU (BP4D layout, synthetic)")
     assert report["dataset"] == "SynthAU (BP4D layout, synthetic)"
-    assert set(report["single_frame"]["folds"]) == {"fold1", "fold2"}
+    assert set(report["single_frame"]["folds"]) == set(report["pixels"]["folds"]) == {"fold1", "fold2"}
     gain = report["context_gain"]["AU1"]
     assert gain == pytest.approx(report["context"]["per_au_f1"]["AU1"] - report["single_frame"]["per_au_f1"]["AU1"],
                                  abs=1e-3)

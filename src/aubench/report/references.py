@@ -3,7 +3,7 @@ landmark probes of `metrics/difficulty.json`, all scored on the same test folds 
 
 It answers the first question about any number in the paper tables: did the model learn more than the
 base rates give away (always-positive), and more than a linear probe on landmarks (single frame, or with
-the sequence as context)? Our numbers only; no paper column, so the dataset is named in the title.
+the sequence as context) or on the face's downsampled pixels? Our numbers only; no paper column, so the dataset is named in the title.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from aubench.report.tables import MISSING, markdown_table, per_au_values, render
 
 
 REFERENCE_LABELS = {"always_positive": "always positive", "single_frame": "landmark probe, single frame",
-                    "context": "landmark probe, sequence context"}
+                    "context": "landmark probe, sequence context", "pixels": "pixel probe, single frame"}
 
 
 def reference_rows(methods: Mapping[str, Mapping[str, Any]], difficulty: Mapping[str, Any]) -> list[list[str]]:
@@ -28,7 +28,8 @@ def reference_rows(methods: Mapping[str, Mapping[str, Any]], difficulty: Mapping
         if metrics.get("dataset") != difficulty.get("dataset"):
             raise DataError(f"metrics of {name!r} are on {metrics.get('dataset')!r} but the references on "
                             f"{difficulty.get('dataset')!r}: re-run `dvc repro` so both use the same data")
-    runs = {**{REFERENCE_LABELS[name]: difficulty[name] for name in REFERENCES}, **methods}
+    references = [name for name in REFERENCES if name in difficulty]  # an older file may lack a newer one
+    runs = {**{REFERENCE_LABELS[name]: difficulty[name] for name in references}, **methods}
     per_au = {label: per_au_values(metrics, "f1") for label, metrics in runs.items()}
     aus = [f"AU{au}" for au in difficulty["aus"]]
     rows = [["AU", *runs]]
@@ -43,7 +44,7 @@ def write_reference_table(methods: Mapping[str, Mapping[str, Any]], difficulty: 
     rows = reference_rows(methods, difficulty)
     lines = [f"### F1 (%) per AU on {difficulty['dataset']}: methods beside reference predictors", "",
              "Same test folds for every column; mean ± std over folds. The probes are logistic regressions "
-             f"on aligned landmarks (see `aubench.eval.difficulty`); {MISSING} = undefined.", ""]
+             f"on aligned landmarks or downsampled grey faces (see `aubench.eval.difficulty`); {MISSING} = undefined.", ""]
     lines += markdown_table(rows)
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows(rows)
