@@ -3,7 +3,8 @@ landmark probes of `metrics/difficulty.json`, all scored on the same test folds 
 
 It answers the first question about any number in the paper tables: did the model learn more than the
 base rates give away (always-positive), and more than a linear probe on landmarks (single frame, or with
-the sequence as context) or on the face's downsampled pixels? Our numbers only; no paper column, so the dataset is named in the title.
+the sequence as context) or on the face's downsampled pixels? Our numbers only; no paper column, so the
+dataset is named in the title.
 """
 from __future__ import annotations
 
@@ -44,7 +45,8 @@ def write_reference_table(methods: Mapping[str, Mapping[str, Any]], difficulty: 
     rows = reference_rows(methods, difficulty)
     lines = [f"### F1 (%) per AU on {difficulty['dataset']}: methods beside reference predictors", "",
              "Same test folds for every column; mean ± std over folds. The probes are logistic regressions "
-             f"on aligned landmarks or downsampled grey faces (see `aubench.eval.difficulty`); {MISSING} = undefined.", ""]
+             "on aligned landmarks or downsampled grey faces (see `aubench.eval.difficulty`); "
+             f"{MISSING} = undefined.", ""]
     lines += markdown_table(rows)
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows(rows)
